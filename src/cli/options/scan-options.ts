@@ -1,0 +1,269 @@
+// `docker clair scan` options: the yargs declarations and their translation into one validated,
+// frozen ScanOptions object. Nothing here does I/O.
+import type { Argv } from 'yargs';
+import { SEVERITIES, parseSeverity, type Severity } from '../../findings/severity.js';
+import { UsageError } from '../../runtime/errors.js';
+import { redactUrl } from '../../runtime/redact.js';
+
+export const FORMATS = ['table', 'json', 'junit'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface OutputSpec {
+  format: Format;
+  /** Where the report goes; undefined = stdout. */
+  path?: string;
+}
+
+export interface LayerAddress {
+  host: string;
+  port?: number;
+}
+
+export interface ScanOptions {
+  images: string[];
+  /** Clair's base URL (--clair or CLAIR_ADDR); undefined when neither is given. */
+  clairUrl?: URL;
+  outputs: OutputSpec[];
+  /** Findings at or above this severity fail the scan; 'none' never fails on findings. */
+  failOn: Severity | 'none';
+  ignoreFile?: string;
+  ignoreUnfixed: boolean;
+  layerAddress?: LayerAddress;
+  /** Whole-run timeout in milliseconds; 0 = none. */
+  timeoutMs: number;
+  /** A `docker save` archive to read instead of the daemon; '-' = stdin. */
+  input?: string;
+  quiet: boolean;
+  progress: boolean;
+  /** false with --no-color; undefined = decide from NO_COLOR and the terminal. */
+  color?: boolean;
+}
+
+export const DEFAULT_TIMEOUT = '10m';
+
+export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | undefined>) {
+  return yargs
+    .positional('images', { describe: 'Images to scan (name[:tag], name@digest or ID)', type: 'string', array: true })
+    .option('clair', {
+      type: 'string',
+      describe: `Clair URL, e.g. http://clair:6060 (env CLAIR_ADDR)${env.CLAIR_ADDR ? ` [current: ${redactUrl(env.CLAIR_ADDR)}]` : ''}`,
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('layer-address', {
+      type: 'string',
+      describe: 'HOST[:PORT] at which Clair can reach this machine to fetch layers',
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('timeout', {
+      type: 'string',
+      describe: 'Give up after this long (e.g. 90s, 10m, 1h; 0 = never)',
+      default: DEFAULT_TIMEOUT,
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('input', {
+      type: 'string',
+      describe: 'Read a `docker save` archive from PATH (- for stdin) instead of the daemon',
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('format', {
+      // Not `array: true`: an array option would swallow the IMAGE arguments that follow it. Repeated
+      // string options are collected into an array by yargs anyway.
+      type: 'string',
+      describe: 'Report format: table, json or junit; FMT=PATH writes that format to PATH (repeatable)',
+      group: 'Output:',
+      requiresArg: true,
+    })
+    .option('output', {
+      alias: 'o',
+      type: 'string',
+      describe: 'Write the report to PATH instead of stdout',
+      group: 'Output:',
+      requiresArg: true,
+    })
+    .option('fail-on', {
+      type: 'string',
+      describe: `Exit 1 on findings at or above this severity (${SEVERITIES.map((s) => s.toLowerCase()).join(', ')}, none)`,
+      default: 'high',
+      group: 'Policy:',
+      requiresArg: true,
+    })
+    .option('ignore-file', {
+      type: 'string',
+      describe: 'File of vulnerability IDs to ignore',
+      group: 'Policy:',
+      requiresArg: true,
+    })
+    .option('ignore-unfixed', {
+      type: 'boolean',
+      describe: 'Ignore vulnerabilities that have no fixed version',
+      group: 'Policy:',
+    })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print nothing but the report and errors', group: 'Output:' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Show progress on stderr (--no-progress to hide)', group: 'Output:' })
+    .option('color', { type: 'boolean', describe: 'Colour the table (--no-color to disable; NO_COLOR is honoured)', group: 'Output:' });
+}
+
+/** The raw values yargs produced for `scan`, before validation. */
+export interface RawScanArgs {
+  images?: string[];
+  clair?: string;
+  'layer-address'?: string;
+  timeout?: string;
+  input?: string;
+  format?: string | string[];
+  output?: string;
+  'fail-on'?: string;
+  'ignore-file'?: string;
+  'ignore-unfixed'?: boolean;
+  quiet?: boolean;
+  progress?: boolean;
+  color?: boolean;
+}
+
+const hint = "see 'docker clair scan --help'";
+
+const SINGLE_VALUED = ['clair', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file'] as const;
+
+export function toScanOptions(raw: RawScanArgs, env: Record<string, string | undefined>): Readonly<ScanOptions> {
+  for (const name of SINGLE_VALUED) {
+    // yargs collects a repeated string option into an array; these take one value.
+    if (Array.isArray(raw[name])) throw new UsageError(`--${name} was given more than once`, 'give it once');
+  }
+  const images = (raw.images ?? []).filter((i) => i !== undefined).map(String);
+  if (images.length === 0 && raw.input === undefined) {
+    throw new UsageError('"docker clair scan" requires at least 1 image (or --input)', 'usage: docker clair scan [OPTIONS] IMAGE [IMAGE...]');
+  }
+  const options: ScanOptions = {
+    images,
+    outputs: parseOutputs(raw.format === undefined ? [] : [raw.format].flat(), raw.output),
+    failOn: parseFailOn(raw['fail-on'] ?? 'high'),
+    ignoreUnfixed: Boolean(raw['ignore-unfixed']),
+    timeoutMs: parseDuration(raw.timeout ?? DEFAULT_TIMEOUT),
+    quiet: Boolean(raw.quiet),
+    progress: raw.progress !== false && !raw.quiet,
+  };
+  const clair = raw.clair ?? (env.CLAIR_ADDR || undefined);
+  if (clair !== undefined) options.clairUrl = parseClairUrl(clair, raw.clair !== undefined ? '--clair' : 'CLAIR_ADDR');
+  if (raw['layer-address'] !== undefined) options.layerAddress = parseLayerAddress(raw['layer-address']);
+  if (raw['ignore-file'] !== undefined) options.ignoreFile = nonEmpty(raw['ignore-file'], '--ignore-file');
+  if (raw.input !== undefined) options.input = nonEmpty(raw.input, '--input');
+  if (raw.color === false) options.color = false;
+  return Object.freeze(options);
+}
+
+function nonEmpty(value: string, flag: string): string {
+  if (value.trim() === '') throw new UsageError(`${flag} needs a path`, hint);
+  return value;
+}
+
+export function parseOutputs(formats: string[], output: string | undefined): OutputSpec[] {
+  const specs: OutputSpec[] = (formats.length ? formats : ['table']).map((value) => {
+    const eq = value.indexOf('=');
+    const name = (eq < 0 ? value : value.slice(0, eq)).trim().toLowerCase();
+    const format = FORMATS.find((f) => f === name);
+    if (!format) {
+      throw new UsageError(`unknown --format "${name}"`, `use one of ${FORMATS.join(', ')}, optionally as FMT=PATH`);
+    }
+    if (eq < 0) return { format };
+    const path = value.slice(eq + 1);
+    if (path === '') throw new UsageError(`--format ${format}= needs a path after "="`, hint);
+    return { format, path };
+  });
+  const toStdout = specs.filter((s) => s.path === undefined);
+  if (toStdout.length > 1) {
+    throw new UsageError(
+      `only one report can go to ${output ? output : 'stdout'}, but ${toStdout.map((s) => s.format).join(' and ')} have no path`,
+      'give the others a path, e.g. --format junit=clair.xml',
+    );
+  }
+  if (output !== undefined) {
+    if (output === '') throw new UsageError('--output needs a path', hint);
+    const target = toStdout[0];
+    if (!target) throw new UsageError('--output has no report to write: every --format already has its own PATH', hint);
+    target.path = output;
+  }
+  const paths = specs.flatMap((s) => (s.path ? [s.path] : []));
+  const twice = paths.find((p, i) => paths.indexOf(p) !== i);
+  if (twice) throw new UsageError(`two reports would be written to ${twice}`, 'give each --format its own path');
+  return specs;
+}
+
+export function parseFailOn(value: string): Severity | 'none' {
+  if (value.toLowerCase() === 'none') return 'none';
+  const severity = parseSeverity(value);
+  if (!severity) {
+    throw new UsageError(
+      `invalid --fail-on "${value}"`,
+      `use one of ${[...SEVERITIES.map((s) => s.toLowerCase()), 'none'].join(', ')}`,
+    );
+  }
+  return severity;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go-style durations (90s, 1m30s, 1.5h, 250ms) or a plain number of seconds; 0 means no timeout. */
+export function parseDuration(value: string): number {
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
+    throw new UsageError(`invalid --timeout "${value}"`, 'use a duration such as 90s, 10m, 1h30m, or 0 for none');
+  }
+  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] as string] as number), 0));
+}
+
+export function parseClairUrl(value: string, from: string): URL {
+  const text = value.trim();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`invalid Clair URL "${redactUrl(text)}" from ${from}`, 'use http://HOST:PORT or https://HOST[:PORT]');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`invalid Clair URL "${redactUrl(text)}" from ${from}: the scheme must be http or https`, 'use http://HOST:PORT or https://HOST[:PORT]');
+  }
+  if (url.search || url.hash) {
+    throw new UsageError(`invalid Clair URL "${redactUrl(text)}" from ${from}: no query or fragment allowed`, 'use http://HOST:PORT[/PREFIX]');
+  }
+  return url;
+}
+
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+/** HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; a bare IPv6 address (several colons) has no port. */
+export function parseLayerAddress(value: string): LayerAddress {
+  const text = value.trim();
+  const bad = (why: string) =>
+    new UsageError(`invalid --layer-address "${value}": ${why}`, 'use HOST[:PORT], e.g. 10.0.0.5 or build-host.example:8080');
+  let host: string;
+  let port: string | undefined;
+  const bracketed = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1] as string;
+    port = bracketed[2];
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    host = text; // bare IPv6
+  } else {
+    const colon = text.lastIndexOf(':');
+    host = colon < 0 ? text : text.slice(0, colon);
+    port = colon < 0 ? undefined : text.slice(colon + 1);
+    if (port === '') throw bad('no port after ":"');
+  }
+  if (host === '') throw bad('no host');
+  const ipv6 = host.includes(':');
+  if (ipv6 ? !/^[0-9A-Fa-f:.]+$/.test(host) : !HOSTNAME.test(host)) throw bad('not a host name or IP address');
+  const address: LayerAddress = { host };
+  if (port !== undefined) {
+    const n = Number(port);
+    if (!/^\d+$/.test(port) || n > 65535) throw bad('the port must be a number from 0 to 65535');
+    address.port = n;
+  }
+  return address;
+}

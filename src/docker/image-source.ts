@@ -1,0 +1,131 @@
+// The Docker daemon as a source of images. For now: reach the daemon and inspect images; the export
+// (`docker save` streamed into the layer server) joins this interface with the scan pipeline.
+import type Dockerode from 'dockerode';
+import {
+  DaemonError,
+  DaemonUnreachableError,
+  ImageNotFoundError,
+  UsageError,
+  errnoCode,
+} from '../runtime/errors.js';
+import type { Endpoint } from './endpoint.js';
+
+export interface DaemonInfo {
+  version: string;
+  apiVersion: string;
+  os: string;
+  arch: string;
+}
+
+export interface ImageInfo {
+  /** The reference the user gave. */
+  ref: string;
+  /** Image ID as the daemon reports it (the config digest on the classic image store). */
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  os: string;
+  architecture: string;
+  size: number;
+  /** RootFS.Layers: uncompressed layer digests, base first. */
+  diffIds: string[];
+}
+
+export interface ImageSource {
+  connect(options?: { signal?: AbortSignal }): Promise<DaemonInfo>;
+  inspect(ref: string): Promise<ImageInfo>;
+}
+
+interface SignalCalls {
+  ping(options: { abortSignal: AbortSignal }): Promise<unknown>;
+  version(options: { abortSignal: AbortSignal }): Promise<Dockerode.DockerVersion>;
+}
+
+const PING_TIMEOUT_MS = 35_000; // ssh's own ConnectTimeout is 30 s
+// A reference, digest or ID: no spaces, query or fragment characters that would change the API path.
+const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
+
+export class DockerImageSource implements ImageSource {
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly endpoint: Endpoint,
+  ) {}
+
+  /** Pings the daemon and reads its version: the first call, so "unreachable" is reported once, clearly. */
+  async connect(options: { signal?: AbortSignal } = {}): Promise<DaemonInfo> {
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(PING_TIMEOUT_MS)])
+      : AbortSignal.timeout(PING_TIMEOUT_MS);
+    try {
+      // dockerode takes abortSignal on these calls; its type declarations do not say so.
+      const docker = this.docker as unknown as SignalCalls;
+      await docker.ping({ abortSignal: signal });
+      const v = await docker.version({ abortSignal: signal });
+      return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw this.unreachable(error, signal.aborted);
+    }
+  }
+
+  async inspect(ref: string): Promise<ImageInfo> {
+    if (!IMAGE_REF.test(ref)) {
+      throw new UsageError(`invalid image reference "${ref}"`, 'give an image name[:tag], name@digest or image ID');
+    }
+    let info: Dockerode.ImageInspectInfo;
+    try {
+      info = await this.docker.getImage(ref).inspect();
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 404) {
+        throw new ImageNotFoundError(
+          `image "${ref}" not found in the Docker daemon at ${this.endpoint.host}`,
+          `pull or build it first (docker pull ${ref}); docker clair scans images the daemon already has`,
+          { cause: error },
+        );
+      }
+      if (status !== undefined) {
+        throw new DaemonError(`the Docker daemon at ${this.endpoint.host} failed to inspect "${ref}": ${daemonMessage(error)}`,
+          undefined, { cause: error });
+      }
+      throw this.unreachable(error, false);
+    }
+    return {
+      ref,
+      id: info.Id,
+      repoTags: info.RepoTags ?? [],
+      repoDigests: info.RepoDigests ?? [],
+      os: info.Os,
+      architecture: info.Architecture,
+      size: info.Size,
+      diffIds: info.RootFS?.Layers ?? [],
+    };
+  }
+
+  private unreachable(error: unknown, timedOut: boolean): DaemonUnreachableError {
+    const where = this.endpoint.host;
+    const code = errnoCode(error);
+    const status = (error as { statusCode?: number }).statusCode;
+    const tcp = this.endpoint.transport.kind === 'tcp';
+    let reason = timedOut ? 'timed out' : (code ?? (error as Error)?.message ?? String(error));
+    let hint = `start dockerd, or point -H, DOCKER_HOST or --context at a running daemon (endpoint chosen by ${this.endpoint.source})`;
+    if (status === 400 && tcp && !this.endpoint.tls) {
+      reason = 'the daemon expects TLS';
+      hint = 'set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or pass --tlsverify with --tlscacert/--tlscert/--tlskey';
+    } else if (code === 'EACCES') {
+      hint = 'permission denied on the socket: run as a member of the docker group, or as root';
+    } else if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) {
+      reason = `TLS handshake failed: ${(error as Error).message}`;
+      hint = 'check the CA, client certificate and key (--tlscacert/--tlscert/--tlskey or DOCKER_CERT_PATH)';
+    } else if (status !== undefined) {
+      reason = `HTTP ${status}: ${daemonMessage(error)}`;
+    }
+    return new DaemonUnreachableError(`cannot reach the Docker daemon at ${where} (${reason})`, hint, { cause: error });
+  }
+}
+
+function daemonMessage(error: unknown): string {
+  const json = (error as { json?: { message?: unknown } }).json;
+  if (json && typeof json.message === 'string') return json.message;
+  return (error as Error).message ?? String(error);
+}
