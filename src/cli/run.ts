@@ -10,6 +10,10 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   stdout: NodeJS.WritableStream & { columns?: number };
   stderr: NodeJS.WritableStream;
+  stdoutIsTTY?: boolean;
+  stderrIsTTY?: boolean;
+  /** Aborted on SIGINT/SIGTERM or when the docker CLI asks the plugin to stop. */
+  signal?: AbortSignal;
 }
 
 export async function runCli(io: CliIo): Promise<number> {
@@ -27,7 +31,16 @@ export async function runCli(io: CliIo): Promise<number> {
       case 'scan': {
         const { runScan } = await import('../scan/run.js');
         const log = createLogger(io.stderr, { debug, quiet: invocation.options.quiet });
-        return await runScan(invocation.options, globals, { env: io.env, stdout: io.stdout, log });
+        return await runScan(invocation.options, globals, {
+          env: io.env,
+          stdout: io.stdout,
+          stderr: io.stderr,
+          stdoutIsTTY: Boolean(io.stdoutIsTTY),
+          stderrIsTTY: Boolean(io.stderrIsTTY),
+          columns: io.stdout.columns,
+          log,
+          signal: io.signal ?? new AbortController().signal,
+        });
       }
     }
   } catch (error) {

@@ -1,5 +1,6 @@
-// The Docker daemon as a source of images. For now: reach the daemon and inspect images; the export
-// (`docker save` streamed into the layer server) joins this interface with the scan pipeline.
+// The Docker daemon as a source of images: reach the daemon, inspect images, export them
+// (`GET /images/{name}/get`, what `docker save` does) as a stream that is never written to disk.
+import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import {
   DaemonError,
@@ -34,6 +35,10 @@ export interface ImageInfo {
 export interface ImageSource {
   connect(options?: { signal?: AbortSignal }): Promise<DaemonInfo>;
   inspect(ref: string): Promise<ImageInfo>;
+  /** The `docker save` tar stream of one image; aborting the signal destroys it (the daemon stops exporting). */
+  save(id: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /** How many exports this source has started (benchmarks and tests assert on it). */
+  readonly saveCount: number;
 }
 
 interface SignalCalls {
@@ -46,6 +51,8 @@ const PING_TIMEOUT_MS = 35_000; // ssh's own ConnectTimeout is 30 s
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
 
 export class DockerImageSource implements ImageSource {
+  saveCount = 0;
+
   constructor(
     private readonly docker: Dockerode,
     private readonly endpoint: Endpoint,
@@ -100,6 +107,38 @@ export class DockerImageSource implements ImageSource {
       size: info.Size,
       diffIds: info.RootFS?.Layers ?? [],
     };
+  }
+
+  async save(id: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    options.signal?.throwIfAborted();
+    this.saveCount++;
+    let stream: Readable;
+    try {
+      // dockerode's get() takes no signal: the response is destroyed on abort instead.
+      stream = (await this.docker.getImage(id).get()) as unknown as Readable;
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 404) {
+        throw new ImageNotFoundError(`image ${id} disappeared from the Docker daemon at ${this.endpoint.host} before it could be exported`,
+          'do not remove or retag the image while it is being scanned', { cause: error });
+      }
+      if (status !== undefined) {
+        throw new DaemonError(`the Docker daemon at ${this.endpoint.host} failed to export ${id}: ${daemonMessage(error)}`,
+          'the daemon stages exports on its own disk: check free space under its data root', { cause: error });
+      }
+      throw this.unreachable(error, false);
+    }
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = () => stream.destroy(signal.reason as Error);
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        stream.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    return stream;
   }
 
   private unreachable(error: unknown, timedOut: boolean): DaemonUnreachableError {

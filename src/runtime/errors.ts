@@ -61,6 +61,54 @@ export class CancelledError extends DockerClairError {
   override readonly exitCode = ExitCode.Cancelled;
 }
 
+/** The `docker save` stream is not what its format promises: truncated, corrupt, digests mismatching. */
+export class ArchiveFormatError extends DockerClairError {
+  readonly code = 'ARCHIVE_FORMAT';
+}
+
+/** The in-process layer server could not start or serve (address not available, port taken …). */
+export class LayerServeError extends DockerClairError {
+  readonly code = 'LAYER_SERVE';
+}
+
+export class ClairUnreachableError extends DockerClairError {
+  readonly code = 'CLAIR_UNREACHABLE';
+}
+
+/** Clair answered 401: missing or wrong PSK, or an issuer Clair does not accept. */
+export class ClairAuthError extends DockerClairError {
+  readonly code = 'CLAIR_AUTH';
+}
+
+/** Clair failed to index the image; carries Clair's own message (often a layer fetch failure). */
+export class ClairIndexError extends DockerClairError {
+  readonly code = 'CLAIR_INDEX';
+}
+
+/** Clair answered with a status or a body that the protocol does not allow. */
+export class ClairProtocolError extends DockerClairError {
+  readonly code = 'CLAIR_PROTOCOL';
+}
+
+/** --timeout elapsed. */
+export class TimeoutError extends DockerClairError {
+  readonly code = 'TIMEOUT';
+}
+
+/**
+ * A legacy (Engine < 25) save: a `<v1id>/` directory whose layer could not be identified before its bytes
+ * arrived (its v1 ID is neither computed from the diffIDs nor the top layer's). Not a corrupt archive: the
+ * caller can hash the archive in a first pass (layers/hash-pass.ts) and read it again with those digests.
+ */
+export class LegacyLayerMappingError extends DockerClairError {
+  readonly code = 'LEGACY_LAYER_MAPPING';
+}
+
+/** A report could not be written where --format FMT=PATH or --output asked. */
+export class ReportWriteError extends DockerClairError {
+  readonly code = 'REPORT_WRITE';
+}
+
 /** The errno-style code of a Node error (ECONNREFUSED, ENOENT …), if any. */
 export function errnoCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {

@@ -1,41 +1,166 @@
-// One `docker clair scan` run. So far: resolve the Docker endpoint, reach the daemon and inspect each
-// image; exporting the layers to Clair is the next stage of the pipeline and not built yet.
+// One `docker clair scan` run: every image through the pipeline, then policy, then the reports.
+//   ① resolve the Docker endpoint, reach the daemon  ② inspect each image
+//   ③ export + serve layers + index with Clair (scan-image-v4)  ④ verdict per image  ⑤ reports, exit code
+import { readFile } from 'node:fs/promises';
 import type { ScanOptions } from '../cli/options/scan-options.js';
+import { isBase64Key, type PskAuth } from '../clair/auth.js';
+import { ClairV4Client } from '../clair/v4/client.js';
 import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint } from '../docker/endpoint.js';
-import { DockerImageSource } from '../docker/image-source.js';
+import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
+import { chooseLayerBinding } from '../layers/advertise.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
-import { NotImplementedError } from '../runtime/errors.js';
+import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
+import type { ImageOutcome, Report } from '../report/model.js';
+import { outcomesOf } from '../report/model.js';
+import { IMPLEMENTED_FORMATS, writeReports } from '../report/outputs.js';
+import {
+  DockerClairError,
+  NotImplementedError,
+  TimeoutError,
+  UsageError,
+  errnoCode,
+  type ExitCode,
+} from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { lineProgress, silentProgress } from '../runtime/progress.js';
+import { VERSION } from '../version.js';
+import { scanImageV4 } from './scan-image-v4.js';
 
 export interface ScanDeps {
   env: Record<string, string | undefined>;
   stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  columns?: number | undefined;
   log: Logger;
+  signal: AbortSignal;
   home?: string;
+  clock?: () => Date;
+  /** Tests may pass the source they built (to count exports); production builds it from the endpoint. */
+  source?: ImageSource;
 }
 
-export async function runScan(options: Readonly<ScanOptions>, globals: DockerGlobalFlags, deps: ScanDeps): Promise<number> {
+/** Statistics of the last run, for tests and benchmarks. */
+export interface RunStats {
+  saves: number;
+  layersSent: number;
+  bytesSent: number;
+}
+
+export async function runScan(options: Readonly<ScanOptions>, globals: DockerGlobalFlags, deps: ScanDeps, stats?: RunStats): Promise<ExitCode> {
+  const signal = runSignal(deps.signal, options.timeoutMs);
+  try {
+    return await scanAll(options, globals, deps, signal, stats);
+  } catch (error) {
+    // Whatever was interrupted, the user is told why: cancelled (130) or --timeout (2).
+    if (signal.aborted) throw abortReason(signal, options.timeoutMs);
+    throw error;
+  }
+}
+
+async function scanAll(
+  options: Readonly<ScanOptions>,
+  globals: DockerGlobalFlags,
+  deps: ScanDeps,
+  signal: AbortSignal,
+  stats?: RunStats,
+): Promise<ExitCode> {
   const { log } = deps;
+  for (const output of options.outputs) {
+    if (!IMPLEMENTED_FORMATS.has(output.format)) {
+      throw new NotImplementedError(`--format ${output.format} is not implemented yet`, 'use --format table or --format json');
+    }
+  }
   if (options.input !== undefined) {
     throw new NotImplementedError('--input is not implemented yet', 'scan an image from the Docker daemon instead');
   }
-  const endpoint = await resolveEndpoint(globals, deps.env, deps.home);
-  for (const warning of endpoint.warnings) log.warn(warning);
-  log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
+  const indexerUrl = options.indexerUrl ?? options.clairUrl;
+  const matcherUrl = options.matcherUrl ?? options.clairUrl;
+  if (!indexerUrl || !matcherUrl) {
+    throw new UsageError('no Clair to scan with', 'pass --clair URL (or set CLAIR_ADDR), e.g. --clair http://clair:6060');
+  }
+  const psk = pskFromEnv(deps.env);
+  const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
-  const source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
-  const daemon = await source.connect();
+  let source = deps.source;
+  if (!source) {
+    const endpoint = await resolveEndpoint(globals, deps.env, deps.home);
+    for (const warning of endpoint.warnings) log.warn(warning);
+    log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
+    source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
+  }
+  const daemon = await source.connect({ signal });
   log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
 
-  const images = [];
+  const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
+  const binding = await chooseLayerBinding(indexerUrl, options.layerAddress);
+  const progress = options.progress ? lineProgress(deps.stderr) : silentProgress;
+
+  const outcomes: ImageOutcome[] = [];
   for (const ref of options.images) {
-    const image = await source.inspect(ref);
-    log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
-    images.push(image);
+    try {
+      const image = await source.inspect(ref);
+      log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
+      progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
+      const result = await scanImageV4({
+        image, source, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
+      });
+      if (stats) {
+        stats.layersSent += result.layersSent;
+        stats.bytesSent += result.bytesSent;
+      }
+      const verdict = evaluateScan(result.scan, { failOn: options.failOn });
+      outcomes.push({ kind: 'scanned', scan: result.scan, verdict });
+    } catch (error) {
+      if (signal.aborted || !(error instanceof DockerClairError)) throw error;
+      // One image failing does not stop the others; its error is reported and ranks first in the exit code.
+      log.warn(`${ref}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`);
+      outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
+      if (options.images.length === 1) throw error;
+    } finally {
+      if (stats) stats.saves = source.saveCount;
+    }
   }
-  throw new NotImplementedError(
-    `scanning with Clair is not implemented yet (inspected ${images.length} image(s) at ${endpoint.host})`,
-    'this build only checks that the daemon and images are reachable',
-  );
+
+  const report: Report = {
+    tool: { name: 'docker-clair', version: VERSION },
+    generatedAt: (deps.clock ?? (() => new Date()))().toISOString(),
+    failOn: options.failOn,
+    images: outcomes,
+  };
+  const stdoutColor = options.color !== false && !deps.env.NO_COLOR && deps.stdoutIsTTY;
+  await writeReports(report, options.outputs, { stdout: deps.stdout, stdoutColor, ...(deps.columns ? { width: deps.columns } : {}) });
+  return exitCodeFor(outcomesOf(report));
+}
+
+/** The run's cancellation: the caller's signal (signals, plugin socket) and --timeout. */
+function runSignal(parent: AbortSignal, timeoutMs: number): AbortSignal {
+  return timeoutMs > 0 ? AbortSignal.any([parent, AbortSignal.timeout(timeoutMs)]) : parent;
+}
+
+function abortReason(signal: AbortSignal, timeoutMs: number): unknown {
+  const reason: unknown = signal.reason;
+  if (reason instanceof DOMException && reason.name === 'TimeoutError') {
+    return new TimeoutError(`the scan did not finish within --timeout ${timeoutMs / 1000}s`, 'raise --timeout (0 = no limit)');
+  }
+  return reason;
+}
+
+function pskFromEnv(env: Record<string, string | undefined>): PskAuth | undefined {
+  const key = env.CLAIR_PSK;
+  if (!key) return undefined;
+  if (!isBase64Key(key)) {
+    throw new UsageError('CLAIR_PSK is not a base64 key', "set it to Clair's auth.psk.key exactly as in Clair's config");
+  }
+  return { key, issuer: env.CLAIR_PSK_ISSUER || 'docker-clair' };
+}
+
+async function readCaFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new UsageError(`cannot read --clair-cacert ${path} (${errnoCode(error) ?? String(error)})`, 'give a PEM file of CA certificates');
+  }
 }

@@ -23,6 +23,11 @@ export interface ScanOptions {
   images: string[];
   /** Clair's base URL (--clair or CLAIR_ADDR); undefined when neither is given. */
   clairUrl?: URL;
+  /** Split deployments: the indexer's and the matcher's own base URLs (default: clairUrl). */
+  indexerUrl?: URL;
+  matcherUrl?: URL;
+  /** PEM file with CA certificates for https Clair endpoints. */
+  clairCaCert?: string;
   outputs: OutputSpec[];
   /** Findings at or above this severity fail the scan; 'none' never fails on findings. */
   failOn: Severity | 'none';
@@ -47,6 +52,24 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
     .option('clair', {
       type: 'string',
       describe: `Clair URL, e.g. http://clair:6060 (env CLAIR_ADDR)${env.CLAIR_ADDR ? ` [current: ${redactUrl(env.CLAIR_ADDR)}]` : ''}`,
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('indexer', {
+      type: 'string',
+      describe: "Clair indexer URL, for a split deployment (default: --clair)",
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('matcher', {
+      type: 'string',
+      describe: "Clair matcher URL, for a split deployment (default: --clair)",
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('clair-cacert', {
+      type: 'string',
+      describe: "CA certificate(s) (PEM) to trust for an https Clair",
       group: 'Clair:',
       requiresArg: true,
     })
@@ -111,6 +134,9 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
 export interface RawScanArgs {
   images?: string[];
   clair?: string;
+  indexer?: string;
+  matcher?: string;
+  'clair-cacert'?: string;
   'layer-address'?: string;
   timeout?: string;
   input?: string;
@@ -126,7 +152,7 @@ export interface RawScanArgs {
 
 const hint = "see 'docker clair scan --help'";
 
-const SINGLE_VALUED = ['clair', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file'] as const;
+const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file'] as const;
 
 export function toScanOptions(raw: RawScanArgs, env: Record<string, string | undefined>): Readonly<ScanOptions> {
   for (const name of SINGLE_VALUED) {
@@ -148,6 +174,12 @@ export function toScanOptions(raw: RawScanArgs, env: Record<string, string | und
   };
   const clair = raw.clair ?? (env.CLAIR_ADDR || undefined);
   if (clair !== undefined) options.clairUrl = parseClairUrl(clair, raw.clair !== undefined ? '--clair' : 'CLAIR_ADDR');
+  if (raw.indexer !== undefined) options.indexerUrl = parseClairUrl(raw.indexer, '--indexer');
+  if (raw.matcher !== undefined) options.matcherUrl = parseClairUrl(raw.matcher, '--matcher');
+  if (Boolean(options.indexerUrl) !== Boolean(options.matcherUrl) && !options.clairUrl) {
+    throw new UsageError('--indexer and --matcher go together unless --clair (or CLAIR_ADDR) covers the other', hint);
+  }
+  if (raw['clair-cacert'] !== undefined) options.clairCaCert = nonEmpty(raw['clair-cacert'], '--clair-cacert');
   if (raw['layer-address'] !== undefined) options.layerAddress = parseLayerAddress(raw['layer-address']);
   if (raw['ignore-file'] !== undefined) options.ignoreFile = nonEmpty(raw['ignore-file'], '--ignore-file');
   if (raw.input !== undefined) options.input = nonEmpty(raw.input, '--input');

@@ -1,0 +1,70 @@
+// Where the layer server listens and which address Clair is told to fetch from. Clair must be able to
+// reach it — the most common failure of Clair wrappers — so without --layer-address the choice is the
+// local address the kernel would use to reach Clair's host.
+import { createSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { networkInterfaces } from 'node:os';
+import type { LayerAddress } from '../cli/options/scan-options.js';
+import { LayerServeError } from '../runtime/errors.js';
+
+export interface LayerBinding {
+  listenHost: string;
+  listenPort: number;
+  advertiseHost: string;
+  advertisePort?: number;
+  /** Why this address, for --debug and error messages. */
+  why: string;
+}
+
+export async function chooseLayerBinding(clairUrl: URL, option?: LayerAddress): Promise<LayerBinding> {
+  if (option) {
+    // An address of this machine is bound directly; anything else (a NAT or DNS name) is advertised
+    // while listening on every interface.
+    const local = isLocalAddress(option.host);
+    return {
+      listenHost: local ? option.host : '0.0.0.0',
+      listenPort: option.port ?? 0,
+      advertiseHost: option.host,
+      why: '--layer-address',
+    };
+  }
+  const clairHost = clairUrl.hostname.replace(/^\[(.*)\]$/, '$1');
+  let clairIp: string;
+  try {
+    clairIp = (await lookup(clairHost)).address;
+  } catch (error) {
+    throw new LayerServeError(`cannot resolve Clair's host "${clairHost}" to choose a layer-server address`,
+      'pass --layer-address HOST[:PORT] with an address of this machine that Clair can reach', { cause: error });
+  }
+  if (isLoopback(clairIp)) {
+    return { listenHost: clairIp.includes(':') ? '::1' : '127.0.0.1', listenPort: 0, advertiseHost: clairIp.includes(':') ? '::1' : '127.0.0.1', why: `Clair is on loopback (${clairIp})` };
+  }
+  const local = await routeSource(clairIp, Number(clairUrl.port) || (clairUrl.protocol === 'https:' ? 443 : 80));
+  return { listenHost: local, listenPort: 0, advertiseHost: local, why: `the local address that routes to Clair (${clairIp})` };
+}
+
+/** The source address the kernel picks for traffic to `ip` (a connected UDP socket sends nothing). */
+async function routeSource(ip: string, port: number): Promise<string> {
+  const socket = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(port, ip, () => resolve());
+    });
+    return socket.address().address;
+  } catch (error) {
+    throw new LayerServeError(`no route from this machine to Clair at ${ip}`,
+      'pass --layer-address HOST[:PORT] with an address of this machine that Clair can reach', { cause: error });
+  } finally {
+    socket.close();
+  }
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');
+}
+
+function isLocalAddress(host: string): boolean {
+  if (host === '0.0.0.0' || host === '::') return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === host));
+}

@@ -1,0 +1,58 @@
+// Runs `docker clair scan` in-process against the real test daemon, with the image source exposed so
+// tests can count exports.
+import { parseCommandLine, type Invocation } from '../../src/cli/app.js';
+import { createDockerClient } from '../../src/docker/client.js';
+import { resolveEndpoint } from '../../src/docker/endpoint.js';
+import { DockerImageSource } from '../../src/docker/image-source.js';
+import { DockerClairError } from '../../src/runtime/errors.js';
+import { createLogger } from '../../src/runtime/log.js';
+import { runScan, type RunStats } from '../../src/scan/run.js';
+import { TEST_DOCKER_HOST } from './daemon.js';
+import { Capture } from './streams.js';
+
+export interface ScanRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stats: RunStats;
+  error?: DockerClairError;
+}
+
+export async function scanInProcess(
+  args: string[],
+  options: { env?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<ScanRun> {
+  const env = { DOCKER_HOST: TEST_DOCKER_HOST, ...options.env };
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const stats: RunStats = { saves: 0, layersSent: 0, bytesSent: 0 };
+  try {
+    const { invocation, globals } = await parseCommandLine(['scan', ...args], env);
+    const scanOptions = (invocation as Extract<Invocation, { kind: 'scan' }>).options;
+    const endpoint = await resolveEndpoint(globals, env);
+    const source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
+    const code = await runScan(scanOptions, globals, {
+      env, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: false,
+      log: createLogger(stderr, { debug: Boolean(globals.debug) }),
+      signal: options.signal ?? new AbortController().signal,
+      source,
+      clock: () => new Date('2026-01-02T03:04:05Z'),
+    }, stats);
+    return { code, stdout: stdout.text, stderr: stderr.text, stats };
+  } catch (error) {
+    if (!(error instanceof DockerClairError)) throw error;
+    return { code: error.exitCode, stdout: stdout.text, stderr: `${stderr.text}${error.message}\n`, stats, error };
+  }
+}
+
+/** The JSON report's first image. */
+export function firstImage(run: ScanRun): {
+  verdict: string;
+  reason: string;
+  packageCount: number;
+  vulnerabilities: { id: string; severity: string; package: { name: string; version: string }; fixedIn: string | null; layer: string | null }[];
+  trust?: { kind: string }[];
+} {
+  const doc = JSON.parse(run.stdout) as { images: unknown[] };
+  return doc.images[0] as ReturnType<typeof firstImage>;
+}
