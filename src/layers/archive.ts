@@ -432,13 +432,15 @@ class LayerFeed {
 // Legacy saves: which layer a `<v1id>/` directory holds.
 
 class LegacyMapping {
+  /** The computed directories (all but the top layer) → layer index. */
   private byDir = new Map<string, number>();
   private computed: string[] = [];
   private created = LEGACY_EPOCH_CREATED;
-  private top: string | undefined;
-  /** Directories whose json was read, with their parent. */
-  private readonly seen = new Map<string, string | undefined>();
-  /** Directories of other images (only once the top layer confirmed the computed IDs). */
+  /** The top layer's directory; confirmed once its parent is the computed v1 ID below it. */
+  private top: { dir: string; parent: string | undefined; confirmed: boolean } | undefined;
+  /** Directories whose json was read: parent, and whether it is the top-layer form (with the image config). */
+  private readonly seen = new Map<string, { parent: string | undefined; topForm: boolean }>();
+  /** Directories of other images (recognised only once the top layer confirmed the computed IDs). */
   private readonly foreign = new Set<string>();
 
   constructor(private readonly diffIds: readonly string[]) {
@@ -448,77 +450,82 @@ class LegacyMapping {
   private compute(): void {
     this.computed = this.diffIds.length > 0 ? legacyV1Ids(this.diffIds, { created: this.created }) : [];
     this.byDir = new Map(this.computed.map((id, i) => [id, i]));
-    this.top = undefined;
+  }
+
+  /** The parent the top layer's json must name. */
+  private get topParent(): string | undefined {
+    return this.diffIds.length >= 2 ? this.computed[this.diffIds.length - 2] : undefined;
   }
 
   /** The layer index of a directory, if known. */
   indexOf(dir: string): number | undefined {
-    return this.byDir.get(dir);
+    return this.byDir.get(dir) ?? (this.top?.dir === dir ? this.diffIds.length - 1 : undefined);
   }
 
-  /** `<dir>/json` was read: confirm the computed ID, find the top layer, or learn the daemon's epoch. */
+  /** `<dir>/json` was read: confirm a computed ID, find the top layer, or learn the daemon's epoch. */
   json(dir: string, v1: Save.V1Json): void {
     if (typeof v1 !== 'object' || v1 === null || (v1.id !== undefined && v1.id !== dir)) {
       throw new ArchiveFormatError(`the save archive is corrupt: ${dir}/json does not describe layer ${dir}`);
     }
     const parent = typeof v1.parent === 'string' && v1.parent !== '' ? v1.parent : undefined;
-    this.seen.set(dir, parent);
-    if (this.diffIds.length === 0 || this.place(dir, parent)) return;
-    if (this.top !== undefined) {
-      this.foreign.add(dir);
+    const topForm = v1.config !== undefined && v1.config !== null;
+    this.seen.set(dir, { parent, topForm });
+    if (this.diffIds.length === 0) return;
+    if (this.byDir.has(dir)) return this.checkParent(dir, parent);
+    if (parent === this.topParent) {
+      if (this.top && this.top.dir !== dir) throw this.unknown(dir, parent, 'a second directory on top of the same parent');
+      this.top = { dir, parent, confirmed: true };
       return;
     }
-    // time.Unix(0, 0) marshals in the daemon's time zone: learn it from a zero-form layer and compute again.
-    if (typeof v1.created === 'string' && v1.created !== this.created && v1.config === undefined) {
+    // time.Unix(0, 0) marshals in the daemon's time zone: learn it from a layer below the top, compute again.
+    if (!topForm && typeof v1.created === 'string' && v1.created !== this.created) {
       this.created = v1.created;
       this.compute();
-      for (const [d, p] of this.seen) {
-        if (!this.place(d, p)) throw this.unknown(d, p);
-      }
+      for (const [d, s] of this.seen) if (this.byDir.has(d)) this.checkParent(d, s.parent);
+      if (this.top) this.top.confirmed = this.top.parent === this.topParent;
+      if (this.byDir.has(dir)) return;
+    }
+    // The top layer's json may come before those of the layers below: tentatively, the hash will tell.
+    if (topForm && this.top === undefined) {
+      this.top = { dir, parent, confirmed: false };
+      return;
+    }
+    if (this.top?.confirmed) {
+      this.foreign.add(dir);
       return;
     }
     throw this.unknown(dir, parent);
   }
 
-  private place(dir: string, parent: string | undefined): boolean {
-    const n = this.diffIds.length;
-    const index = this.byDir.get(dir);
-    if (index !== undefined) {
-      const expected = index === 0 ? undefined : this.computed[index - 1];
-      if (parent !== expected) {
-        throw new LegacyLayerMappingError(
-          `legacy layer directory ${dir} names parent ${parent ?? '(none)'}, but the v1 IDs computed from RootFS.Layers say ${expected ?? '(none)'}`,
-          'save the image by ID, one image per archive');
-      }
-      return true;
+  private checkParent(dir: string, parent: string | undefined): void {
+    const index = this.byDir.get(dir) as number;
+    const expected = index === 0 ? undefined : this.computed[index - 1];
+    if (parent !== expected) {
+      throw new LegacyLayerMappingError(
+        `legacy layer directory ${dir} names parent ${parent ?? '(none)'}, but the v1 IDs computed from RootFS.Layers say ${expected ?? '(none)'}`,
+        'save the image by ID, one image per archive');
     }
-    if (this.top === undefined && parent === (n >= 2 ? this.computed[n - 2] : undefined)) {
-      this.top = dir;
-      this.byDir.set(dir, n - 1);
-      return true;
-    }
-    return false;
+    if (this.top && !this.top.confirmed && this.top.parent === this.topParent) this.top.confirmed = true;
   }
 
-  private unknown(dir: string, parent: string | undefined): LegacyLayerMappingError {
+  private unknown(dir: string, parent: string | undefined, why?: string): LegacyLayerMappingError {
     return new LegacyLayerMappingError(
-      `cannot tell which layer legacy directory ${dir} holds (parent ${parent ?? '(none)'}): its v1 ID is neither ` +
-        `computed from the ${this.diffIds.length} RootFS layers nor the top layer's`,
+      `cannot tell which layer legacy directory ${dir} holds (parent ${parent ?? '(none)'}): ` +
+        (why ?? `its v1 ID is neither computed from the ${this.diffIds.length} RootFS layers nor the top layer's`),
       'save the image by ID, one image per archive; a hashing pass can map the layers instead');
   }
 
   /** The digest of `<dir>/layer.tar` (undefined: another image's layer), before its bytes are read. */
   digestOf(dir: string): string | undefined {
-    const index = this.byDir.get(dir);
+    const index = this.indexOf(dir);
     if (index !== undefined) return this.diffIds[index];
     if (this.foreign.has(dir)) return undefined;
-    // No json before it (not what moby writes): the directory left over is the top layer; the hash will tell.
+    // No json before it (moby always writes one): the directory left over is the top layer; the hash will tell.
     if (!this.seen.has(dir) && this.top === undefined && this.diffIds.length > 0) {
-      this.top = dir;
-      this.byDir.set(dir, this.diffIds.length - 1);
+      this.top = { dir, parent: undefined, confirmed: false };
       return this.diffIds[this.diffIds.length - 1];
     }
-    throw this.unknown(dir, this.seen.get(dir));
+    throw this.unknown(dir, this.seen.get(dir)?.parent);
   }
 }
 

@@ -115,10 +115,11 @@ async function scanAll(
       outcomes.push({ kind: 'scanned', scan: result.scan, verdict });
     } catch (error) {
       if (signal.aborted || !(error instanceof DockerClairError)) throw error;
-      // One image failing does not stop the others; its error is reported and ranks first in the exit code.
+      // A lone image's error is the run's error. With several, one failing does not stop the others:
+      // it is reported, kept in the report, and ranks first in the exit code.
+      if (options.images.length === 1) throw error;
       log.warn(`${ref}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`);
       outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
-      if (options.images.length === 1) throw error;
     } finally {
       if (stats) stats.saves = source.saveCount;
     }

@@ -114,7 +114,7 @@ test('through the real docker CLI: global flags reach the plugin, errors are one
 
   // -H given to docker, before `clair`, must be the endpoint the plugin uses.
   const missing = path.join(scratch, 'no-daemon.sock');
-  const unreachable = run('docker', ['--config', config, '-H', `unix://${missing}`, 'clair', 'scan', 'anything'], env);
+  const unreachable = run('docker', ['--config', config, '-H', `unix://${missing}`, 'clair', 'scan', '--clair', 'http://127.0.0.1:9', 'anything'], env);
   assert.equal(unreachable.status, 2, describe(unreachable));
   assert.equal(unreachable.stdout, '');
   const lines = unreachable.stderr.trim().split('\n');
@@ -122,7 +122,7 @@ test('through the real docker CLI: global flags reach the plugin, errors are one
   assert.match(lines[0] ?? '', new RegExp(`^docker-clair: cannot reach the Docker daemon at unix://${missing} \\(ENOENT\\)`));
 
   // An image the daemon does not have.
-  const unknown = run('docker', ['--config', config, '-H', daemonHost, 'clair', 'scan', 'docker-clair-test/not-there:0'], env);
+  const unknown = run('docker', ['--config', config, '-H', daemonHost, 'clair', 'scan', '--clair', 'http://127.0.0.1:9', 'docker-clair-test/not-there:0'], env);
   assert.equal(unknown.status, 2, describe(unknown));
   assert.match(unknown.stderr, /^docker-clair: image "docker-clair-test\/not-there:0" not found in the Docker daemon at /);
 

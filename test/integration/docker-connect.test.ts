@@ -46,17 +46,18 @@ describe('docker clair scan reaches the daemon and inspects images', () => {
     assert.deepEqual(image.diffIds, JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', TEST_IMAGES.multilayer])));
   });
 
-  it('scan of an existing image gets past the daemon, then says scanning is not built yet (exit 2)', async () => {
-    const r = await cli(['-D', 'scan', TEST_IMAGES.debian12], { DOCKER_HOST: TEST_DOCKER_HOST });
+  it('scan inspects the image through the daemon before it talks to Clair', async () => {
+    const port = await closedPort();
+    const r = await cli(['-D', 'scan', '--clair', `http://127.0.0.1:${port}`, TEST_IMAGES.debian12], { DOCKER_HOST: TEST_DOCKER_HOST });
     assert.equal(r.code, 2);
     const id = dockerCli(['image', 'inspect', '-f', '{{.Id}}', TEST_IMAGES.debian12]);
     assert.ok(r.stderr.text.includes(`image ${TEST_IMAGES.debian12}: ${id}`), r.stderr.text);
-    assert.match(r.stderr.text, /docker-clair: scanning with Clair is not implemented yet \(inspected 1 image\(s\)/);
-    assert.equal(r.stdout.text, '', 'stdout is for reports only');
+    assert.match(r.stderr.text, new RegExp(`docker-clair: cannot reach Clair at http://127\\.0\\.0\\.1:${port}/`));
+    assert.equal(r.stdout.text, '', 'no report when the only image failed');
   });
 
   it('an unknown image: exit 2, one line naming the image and the endpoint', async () => {
-    const r = await cli(['scan', 'docker-clair-test/does-not-exist:1'], { DOCKER_HOST: TEST_DOCKER_HOST });
+    const r = await cli(['scan', '--clair', 'http://127.0.0.1:9', 'docker-clair-test/does-not-exist:1'], { DOCKER_HOST: TEST_DOCKER_HOST });
     assert.equal(r.code, 2);
     assert.deepEqual(r.stderr.lines, [
       `docker-clair: image "docker-clair-test/does-not-exist:1" not found in the Docker daemon at ${TEST_DOCKER_HOST}; ` +
@@ -64,15 +65,15 @@ describe('docker clair scan reaches the daemon and inspects images', () => {
     ]);
   });
 
-  it('stops at the first missing image of several', async () => {
-    const r = await cli(['scan', TEST_IMAGES.debian12, 'docker-clair-test/missing'], { DOCKER_HOST: TEST_DOCKER_HOST });
+  it('names the missing image among several', async () => {
+    const r = await cli(['scan', '--clair', 'http://127.0.0.1:9', TEST_IMAGES.debian12, 'docker-clair-test/missing'], { DOCKER_HOST: TEST_DOCKER_HOST });
     assert.equal(r.code, 2);
     assert.match(r.stderr.text, /image "docker-clair-test\/missing" not found/);
   });
 
   it('an unreachable unix socket: exit 2, one line naming the endpoint', async () => {
     const missing = join(work, 'no-daemon.sock');
-    const r = await cli(['-H', `unix://${missing}`, 'scan', 'x']);
+    const r = await cli(['-H', `unix://${missing}`, 'scan', '--clair', 'http://127.0.0.1:9', 'x']);
     assert.equal(r.code, 2);
     assert.equal(r.stderr.lines.length, 1);
     assert.match(r.stderr.lines[0] ?? '', new RegExp(`^docker-clair: cannot reach the Docker daemon at unix://${missing} \\(ENOENT\\); hint: start dockerd`));
@@ -80,14 +81,14 @@ describe('docker clair scan reaches the daemon and inspects images', () => {
 
   it('an unreachable tcp endpoint from DOCKER_CONTEXT-less DOCKER_HOST: ECONNREFUSED, naming where it came from', async () => {
     const port = await closedPort();
-    const r = await cli(['scan', 'x'], { DOCKER_HOST: `tcp://127.0.0.1:${port}` });
+    const r = await cli(['scan', '--clair', 'http://127.0.0.1:9', 'x'], { DOCKER_HOST: `tcp://127.0.0.1:${port}` });
     assert.equal(r.code, 2);
     assert.equal(r.stderr.lines.length, 1);
     assert.match(r.stderr.lines[0] ?? '', new RegExp(`cannot reach the Docker daemon at tcp://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\).*chosen by DOCKER_HOST`));
   });
 
   it('a bad DOCKER_CERT_PATH: exit 2 with the file and the variable named', async () => {
-    const r = await cli(['scan', 'x'], { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: join(work, 'nope') });
+    const r = await cli(['scan', '--clair', 'http://127.0.0.1:9', 'x'], { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: join(work, 'nope') });
     assert.equal(r.code, 2);
     assert.equal(r.stderr.lines.length, 1);
     assert.match(r.stderr.lines[0] ?? '', /cannot read the TLS CA certificate .*nope\/ca\.pem \(ENOENT\); hint: DOCKER_CERT_PATH/);
