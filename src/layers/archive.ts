@@ -87,13 +87,32 @@ export const BLOB = /^blobs\/(sha256\/[0-9a-f]{64}|sha512\/[0-9a-f]{128})$/;
  * delivered), LegacyLayerMappingError (a legacy directory that cannot be identified before its bytes), the
  * signal's reason on abort. Leaving the loop early (or an error) destroys `source`.
  */
-export async function* readSaveArchive(
+export function readSaveArchive(
   source: Readable,
   image: SaveImage,
   options: ReadSaveArchiveOptions = {},
 ): AsyncGenerator<ArchiveEvent, void, undefined> {
+  // Nothing is read before the first next(); an error the source emits meanwhile is kept for it (unheard, it
+  // would crash the process).
+  const early: { error?: unknown } = {};
+  const onEarlyError = (error: unknown) => {
+    early.error ??= error;
+  };
+  source.on('error', onEarlyError);
+  return readEvents(source, image, options, () => {
+    source.off('error', onEarlyError);
+    return early.error;
+  });
+}
+
+async function* readEvents(
+  source: Readable,
+  image: SaveImage,
+  options: ReadSaveArchiveOptions,
+  takeEarlyError: () => unknown,
+): AsyncGenerator<ArchiveEvent, void, undefined> {
   const { signal } = options;
-  const entries = new TarEntries(source, signal);
+  const entries = new TarEntries(source, signal, takeEarlyError());
   const save = new SaveReader(image, options.digests);
   let feed: LayerFeed | undefined;
   const onAbort = () => feed?.fail(signal?.reason);
@@ -109,7 +128,7 @@ export async function* readSaveArchive(
     }
     yield save.end();
   } catch (error) {
-    throw entries.explain(error);
+    throw await entries.failure(error);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     feed?.abandon();
@@ -125,18 +144,25 @@ export class TarEntries {
   private readonly extract = tar.extract();
   private readonly iterator: AsyncIterator<TarEntry>;
   private sourceError: unknown;
+  private parseError: unknown;
   private last: string | undefined;
   private readonly onAbort = () => this.destroy(this.signal?.reason);
 
   constructor(
     private readonly source: Readable,
     private readonly signal?: AbortSignal,
+    earlyError?: unknown,
   ) {
     this.iterator = this.extract[Symbol.asyncIterator]();
-    source.on('error', (error) => {
-      this.sourceError ??= error;
-      this.extract.destroy(error);
+    this.extract.on('error', (error: unknown) => {
+      this.parseError ??= error;
     });
+    const onSourceError = (error: unknown) => {
+      this.sourceError ??= error;
+      this.extract.destroy(error as Error);
+    };
+    source.on('error', onSourceError);
+    if (earlyError !== undefined) onSourceError(earlyError);
     source.pipe(this.extract);
     if (signal?.aborted) this.onAbort();
     else signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -148,17 +174,27 @@ export class TarEntries {
     try {
       result = await this.iterator.next();
     } catch (error) {
-      throw this.explain(error);
+      throw await this.failure(error);
     }
     if (result.done) return undefined;
     this.last = normalizeName(result.value.header.name);
     return result.value;
   }
 
+  /**
+   * explain(), once the parser has said why it stopped: an entry can be seen destroyed (streamx's "Stream was
+   * destroyed") a moment before the parser's own error is emitted.
+   */
+  async failure(error: unknown): Promise<unknown> {
+    if (isStreamDestroyed(error) && this.parseError === undefined) await new Promise((resolve) => setImmediate(resolve));
+    return this.explain(error);
+  }
+
   /** The error to report for one met while reading: the abort reason, ours, or an ArchiveFormatError. */
   explain(error: unknown): unknown {
     if (this.signal?.aborted) return this.signal.reason;
     if (error instanceof DockerClairError) return error;
+    if (isStreamDestroyed(error) && this.parseError !== undefined) error = this.parseError;
     const message = error instanceof Error ? error.message : String(error);
     const at = this.last === undefined ? 'at its start' : `at entry "${this.last}"`;
     if (error === this.sourceError) {
@@ -195,6 +231,10 @@ export class TarEntries {
 /** The chunks of an entry's data: read them all (drain()), or the archive cannot move on. */
 export function entryChunks(entry: TarEntry): AsyncIterator<Buffer> {
   return entry[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+}
+
+function isStreamDestroyed(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'STREAM_DESTROYED';
 }
 
 export function normalizeName(name: string): string {
@@ -314,10 +354,12 @@ class LayerFeed {
   readonly layer: LayerEntry;
   private readonly body: Readable;
   private readonly hash: Hash;
+  /** Bytes read from the tar entry, and those of them pushed into the body. */
   private bytes = 0;
+  private pushed = 0;
   /** The tar entry was read to its end. */
   private ended = false;
-  /** ...and hashed to the announced digest; the body got its end. */
+  /** ...and hashed to the announced digest. */
   private verified = false;
   private failure: unknown;
   /** settle() took over: nothing more goes into the body. */
@@ -330,7 +372,9 @@ class LayerFeed {
     private readonly chunks: AsyncIterator<Buffer>,
     private readonly head: Buffer[],
     info: Omit<LayerEntry, 'body'>,
-    private readonly explain: (error: unknown) => unknown,
+    private readonly explain: (error: unknown) => Promise<unknown>,
+    /** Why the digest is only a guess (a legacy top layer not confirmed yet): a mismatch is then a mapping error. */
+    private readonly guess?: string,
   ) {
     this.hash = createHash(info.digest.slice(0, info.digest.indexOf(':')));
     this.body = new Readable({
@@ -356,7 +400,10 @@ class LayerFeed {
         this.wanted = false;
         const chunk = await this.pull();
         if (chunk === null) break;
-        if (!this.detached && !this.body.destroyed) this.body.push(chunk);
+        if (!this.detached && !this.body.destroyed) {
+          this.pushed += chunk.length;
+          this.body.push(chunk);
+        }
       }
     } catch (error) {
       this.fail(error);
@@ -373,7 +420,7 @@ class LayerFeed {
       try {
         r = await this.chunks.next();
       } catch (error) {
-        throw this.explain(error);
+        throw await this.explain(error);
       }
       if (r.done) {
         this.finish();
@@ -391,13 +438,17 @@ class LayerFeed {
     const { digest, tarName, size } = this.layer;
     const actual = `${digest.slice(0, digest.indexOf(':'))}:${this.hash.digest('hex')}`;
     if (actual !== digest || this.bytes !== size) {
-      this.fail(new ArchiveFormatError(
-        `layer ${tarName} does not match its digest: expected ${digest}, the ${this.bytes} bytes read hash to ${actual}`,
-        'the archive is corrupt, or the image changed while it was exported'));
+      const mismatch = `expected ${digest}, the ${this.bytes} bytes read hash to ${actual}`;
+      this.fail(this.guess
+        ? new LegacyLayerMappingError(`legacy directory ${posix.dirname(tarName)} was taken for ${this.guess}, but it is not: ${mismatch}`,
+            'save the image by ID, one image per archive; a hashing pass can map the layers instead')
+        : new ArchiveFormatError(`layer ${tarName} does not match its digest: ${mismatch}`,
+            'the archive is corrupt, or the image changed while it was exported'));
       return;
     }
     this.verified = true;
-    if (!this.body.destroyed) this.body.push(null);
+    // Only a body that got every byte ends; one the consumer let go of is destroyed by settle().
+    if (!this.body.destroyed && this.pushed === this.bytes) this.body.push(null);
   }
 
   fail(error: unknown): void {
@@ -417,12 +468,13 @@ class LayerFeed {
       this.fail(error);
     }
     if (this.failure !== undefined) throw this.failure;
-    if (!this.body.destroyed && (!this.verified || this.body.readableLength > 0)) this.body.destroy();
+    const complete = this.verified && this.pushed === this.bytes && this.body.readableLength === 0;
+    if (!complete && !this.body.destroyed) this.body.destroy();
   }
 
   /** The iterator is going away (early return, error): a body not yet complete ends with an error. */
   abandon(): void {
-    if (!this.verified && !this.body.destroyed) {
+    if (!(this.verified && this.pushed === this.bytes) && !this.body.destroyed) {
       this.body.destroy(new ArchiveFormatError(`reading the save archive stopped before layer ${this.layer.tarName} was complete`));
     }
   }
@@ -473,7 +525,8 @@ class LegacyMapping {
     if (this.diffIds.length === 0) return;
     if (this.byDir.has(dir)) return this.checkParent(dir, parent);
     if (parent === this.topParent) {
-      if (this.top && this.top.dir !== dir) throw this.unknown(dir, parent, 'a second directory on top of the same parent');
+      if (this.top?.confirmed && this.top.dir !== dir) throw this.unknown(dir, parent, 'a second directory on top of the same parent');
+      if (this.top) this.foreign.add(this.top.dir); // an unconfirmed guess, now disproved
       this.top = { dir, parent, confirmed: true };
       return;
     }
@@ -515,15 +568,22 @@ class LegacyMapping {
       'save the image by ID, one image per archive; a hashing pass can map the layers instead');
   }
 
-  /** The digest of `<dir>/layer.tar` (undefined: another image's layer), before its bytes are read. */
-  digestOf(dir: string): string | undefined {
+  /**
+   * The digest of `<dir>/layer.tar` before its bytes are read (undefined: another image's layer), and whether
+   * it is a guess: a top layer not yet confirmed by the IDs below it.
+   */
+  digestOf(dir: string): { digest: string; guess?: string } | undefined {
+    const guess = 'the top layer';
     const index = this.indexOf(dir);
-    if (index !== undefined) return this.diffIds[index];
+    if (index !== undefined) {
+      const digest = this.diffIds[index] as string;
+      return this.top?.dir === dir && !this.top.confirmed ? { digest, guess } : { digest };
+    }
     if (this.foreign.has(dir)) return undefined;
     // No json before it (moby always writes one): the directory left over is the top layer; the hash will tell.
     if (!this.seen.has(dir) && this.top === undefined && this.diffIds.length > 0) {
       this.top = { dir, parent: undefined, confirmed: false };
-      return this.diffIds[this.diffIds.length - 1];
+      return { digest: this.diffIds[this.diffIds.length - 1] as string, guess };
     }
     throw this.unknown(dir, this.seen.get(dir)?.parent);
   }
@@ -557,9 +617,9 @@ class SaveReader {
     const size = header.size ?? 0;
     const type = header.type ?? 'file';
     const chunks = entryChunks(entry);
-    const explain = (error: unknown) => entries.explain(error);
-    const feed = (digest: string, compression: LayerCompression, head: Buffer[]) =>
-      new LayerFeed(chunks, head, { digest, size, tarName: name, compression }, explain);
+    const explain = (error: unknown) => entries.failure(error);
+    const feed = (digest: string, compression: LayerCompression, head: Buffer[], guess?: string) =>
+      new LayerFeed(chunks, head, { digest, size, tarName: name, compression }, explain, guess);
 
     if (type !== 'file' && type !== 'contiguous-file') {
       // Directories, and duplicate legacy layers as links to the first copy (possibly before it): skipped.
@@ -570,8 +630,9 @@ class SaveReader {
     let m: RegExpExecArray | null;
     if ((m = LEGACY_LAYER.exec(name))) {
       this.sawLegacy = true;
-      const digest = this.known.get(name) ?? this.legacy.digestOf(m[1] as string);
-      if (digest !== undefined) return feed(digest, 'none', []);
+      const known = this.known.get(name);
+      const mapped = known === undefined ? this.legacy.digestOf(m[1] as string) : { digest: known };
+      if (mapped !== undefined) return feed(mapped.digest, 'none', [], mapped.guess);
     } else if ((m = LEGACY_JSON.exec(name))) {
       this.sawLegacy = true;
       const text = await readSmall(chunks, size);

@@ -109,7 +109,7 @@ export async function hashSaveArchive(source: Readable, options: HashSaveArchive
       }
     }
   } catch (error) {
-    throw entries.explain(error);
+    throw await entries.failure(error);
   } finally {
     entries.close();
   }
