@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Format, OutputSpec } from '../cli/options/scan-options.js';
+import type { Format, OutputSpec } from './formats.js';
 import { ReportWriteError, errnoCode } from '../runtime/errors.js';
 import { renderJson } from './json.js';
 import type { Report } from './model.js';

@@ -284,7 +284,8 @@ describe('report model', () => {
 
   it('renderers import only findings/, policy/, their own folder and their library', () => {
     const dir = fileURLToPath(new URL('../../src/report/', import.meta.url));
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    // outputs.ts is the writer, not a renderer: it alone may touch the file system.
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'outputs.ts')) {
       const source = readFileSync(dir + file, 'utf8');
       const imports = [...source.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
       for (const spec of imports) {

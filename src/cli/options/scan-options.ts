@@ -5,14 +5,9 @@ import { SEVERITIES, parseSeverity, type Severity } from '../../findings/severit
 import { UsageError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
 
-export const FORMATS = ['table', 'json', 'junit'] as const;
-export type Format = (typeof FORMATS)[number];
+import { FORMATS, type OutputSpec } from '../../report/formats.js';
 
-export interface OutputSpec {
-  format: Format;
-  /** Where the report goes; undefined = stdout. */
-  path?: string;
-}
+export type { Format, OutputSpec } from '../../report/formats.js';
 
 export interface LayerAddress {
   host: string;
