@@ -32,6 +32,7 @@ async function run(): Promise<void> {
     process.exitCode = await runCli({
       argv: args,
       env: process.env,
+      stdin: process.stdin,
       stdout: process.stdout,
       stderr: process.stderr,
       stdoutIsTTY: Boolean(process.stdout.isTTY),

@@ -1,5 +1,6 @@
 // argv → exit code. Parses, runs the chosen command, and turns every error into one line on stderr
 // (message and hint) and its exit code. With -D the cause chain follows.
+import type { Readable } from 'node:stream';
 import { DockerClairError, ExitCode } from '../runtime/errors.js';
 import { createLogger } from '../runtime/log.js';
 import { VERSION } from '../version.js';
@@ -8,6 +9,7 @@ import { parseCommandLine } from './app.js';
 export interface CliIo {
   argv: string[];
   env: NodeJS.ProcessEnv;
+  stdin?: Readable;
   stdout: NodeJS.WritableStream & { columns?: number };
   stderr: NodeJS.WritableStream;
   stdoutIsTTY?: boolean;
@@ -33,6 +35,7 @@ export async function runCli(io: CliIo): Promise<number> {
         const log = createLogger(io.stderr, { debug, quiet: invocation.options.quiet });
         return await runScan(invocation.options, globals, {
           env: io.env,
+          ...(io.stdin ? { stdin: io.stdin } : {}),
           stdout: io.stdout,
           stderr: io.stderr,
           stdoutIsTTY: Boolean(io.stdoutIsTTY),

@@ -3,8 +3,9 @@
 export type ProgressEvent =
   | { stage: 'inspect'; image: string; layers: number; bytes: number }
   | { stage: 'cached'; image: string }
-  | { stage: 'export'; image: string }
-  | { stage: 'layer'; image: string; digest: string; index: number; fetched: boolean; bytes: number }
+  | { stage: 'export'; image: string; /** An --input archive, when not the daemon. */ from?: string }
+  /** index: position in the image (base = 0) when known, else in the stream; total: the image's layer count, if known. */
+  | { stage: 'layer'; image: string; digest: string; index: number; total?: number; fetched: boolean; bytes: number }
   | { stage: 'index'; image: string }
   | { stage: 'match'; image: string }
   | { stage: 'done'; image: string; findings: number };
@@ -26,9 +27,11 @@ export function lineProgress(stream: NodeJS.WritableStream): ProgressSink {
         case 'cached':
           return `${e.image}: Clair already indexed this image, nothing to export`;
         case 'export':
-          return `${e.image}: exporting from the Docker daemon (the daemon may stage the whole image first)`;
+          return e.from !== undefined
+            ? `${e.image}: reading ${e.from}`
+            : `${e.image}: exporting from the Docker daemon (the daemon may stage the whole image first)`;
         case 'layer':
-          return `${e.image}: layer ${e.index + 1} ${short(e.digest)} ${e.fetched ? `sent to Clair (${mb(e.bytes)})` : 'already known to Clair'}`;
+          return `${e.image}: layer ${e.index + 1}${e.total !== undefined ? `/${e.total}` : ''} ${short(e.digest)} ${e.fetched ? `sent to Clair (${mb(e.bytes)})` : 'already known to Clair'}`;
         case 'index':
           return `${e.image}: Clair is indexing the image`;
         case 'match':

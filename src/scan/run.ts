@@ -1,12 +1,16 @@
 // One `docker clair scan` run: every image through the pipeline, then policy, then the reports.
-//   ① resolve the Docker endpoint, reach the daemon  ② inspect each image
+//   ① resolve the Docker endpoint, reach the daemon (or open the --input archive)  ② inspect each image
 //   ③ export + serve layers + index with Clair (scan-image-v4)  ④ verdict per image  ⑤ reports, exit code
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import process from 'node:process';
+import type { Readable } from 'node:stream';
 import type { ScanOptions } from '../cli/options/scan-options.js';
 import { isBase64Key, type PskAuth } from '../clair/auth.js';
 import { ClairV4Client } from '../clair/v4/client.js';
 import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint } from '../docker/endpoint.js';
+import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
 import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
 import { chooseLayerBinding } from '../layers/advertise.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
@@ -23,8 +27,9 @@ import {
   type ExitCode,
 } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
-import { lineProgress, silentProgress } from '../runtime/progress.js';
+import { lineProgress, silentProgress, type ProgressSink } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
+import { DaemonImageArchive, FileImageArchive, StreamImageArchive, type ImageArchive } from './image-archive.js';
 import { scanImageV4 } from './scan-image-v4.js';
 
 export interface ScanDeps {
@@ -40,10 +45,13 @@ export interface ScanDeps {
   clock?: () => Date;
   /** Tests may pass the source they built (to count exports); production builds it from the endpoint. */
   source?: ImageSource;
+  /** What `--input -` reads (default: the process's stdin). */
+  stdin?: Readable;
 }
 
 /** Statistics of the last run, for tests and benchmarks. */
 export interface RunStats {
+  /** `docker save` calls; with --input, reads of the archive (a file's header walk included). */
   saves: number;
   layersSent: number;
   bytesSent: number;
@@ -73,9 +81,6 @@ async function scanAll(
       throw new NotImplementedError(`--format ${output.format} is not implemented yet`, 'use --format table or --format json');
     }
   }
-  if (options.input !== undefined) {
-    throw new NotImplementedError('--input is not implemented yet', 'scan an image from the Docker daemon instead');
-  }
   const indexerUrl = options.indexerUrl ?? options.clairUrl;
   const matcherUrl = options.matcherUrl ?? options.clairUrl;
   if (!indexerUrl || !matcherUrl) {
@@ -84,28 +89,20 @@ async function scanAll(
   const psk = pskFromEnv(deps.env);
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
-  let source = deps.source;
-  if (!source) {
-    const endpoint = await resolveEndpoint(globals, deps.env, deps.home);
-    for (const warning of endpoint.warnings) log.warn(warning);
-    log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
-    source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
-  }
-  const daemon = await source.connect({ signal });
-  log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
+  const images = options.input === undefined
+    ? await daemonImages(options, globals, deps, signal)
+    : await inputImages(options.input, options.images, deps, signal);
 
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
   const binding = await chooseLayerBinding(indexerUrl, options.layerAddress);
   const progress = options.progress ? lineProgress(deps.stderr) : silentProgress;
 
   const outcomes: ImageOutcome[] = [];
-  for (const ref of options.images) {
+  for (const { ref, open } of images.targets) {
     try {
-      const image = await source.inspect(ref);
-      log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
-      progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
+      const archive = await open(progress);
       const result = await scanImageV4({
-        image, source, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
+        archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
       });
       if (stats) {
         stats.layersSent += result.layersSent;
@@ -117,11 +114,11 @@ async function scanAll(
       if (signal.aborted || !(error instanceof DockerClairError)) throw error;
       // A lone image's error is the run's error. With several, one failing does not stop the others:
       // it is reported, kept in the report, and ranks first in the exit code.
-      if (options.images.length === 1) throw error;
+      if (images.targets.length === 1) throw error;
       log.warn(`${ref}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`);
       outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
     } finally {
-      if (stats) stats.saves = source.saveCount;
+      if (stats) stats.saves = images.passes();
     }
   }
 
@@ -134,6 +131,99 @@ async function scanAll(
   const stdoutColor = options.color !== false && !deps.env.NO_COLOR && deps.stdoutIsTTY;
   await writeReports(report, options.outputs, { stdout: deps.stdout, stdoutColor, ...(deps.columns ? { width: deps.columns } : {}) });
   return exitCodeFor(outcomesOf(report));
+}
+
+/** The images of a run, each opened (inspected, selected, probed) when its turn comes. */
+interface RunImages {
+  targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
+  /** Passes over the archives so far (RunStats.saves). */
+  passes: () => number;
+}
+
+/** The images named on the command line, from the Docker daemon. */
+async function daemonImages(options: Readonly<ScanOptions>, globals: DockerGlobalFlags, deps: ScanDeps,
+  signal: AbortSignal): Promise<RunImages> {
+  const { log } = deps;
+  let source = deps.source;
+  if (!source) {
+    const endpoint = await resolveEndpoint(globals, deps.env, deps.home);
+    for (const warning of endpoint.warnings) log.warn(warning);
+    log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
+    source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
+  }
+  const daemon = await source.connect({ signal });
+  log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
+  const from = source;
+  return {
+    targets: options.images.map((ref) => ({
+      ref,
+      open: async (progress) => {
+        const image = await from.inspect(ref);
+        log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
+        progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
+        return new DaemonImageArchive(from, image);
+      },
+    })),
+    passes: () => from.saveCount,
+  };
+}
+
+/**
+ * `--input PATH|-`: the images of a `docker save` archive, no daemon involved. A regular file is walked once
+ * (headers and metadata) and read once more per image Clair does not have yet; anything else (stdin, a FIFO)
+ * is read once, and holds one image.
+ */
+async function inputImages(input: string, refs: readonly string[], deps: ScanDeps, signal: AbortSignal): Promise<RunImages> {
+  const { log } = deps;
+  const stream = input === '-' || !(await SaveArchiveFile.isRegularFile(input));
+  if (!stream) {
+    const file = await SaveArchiveFile.open(input, { signal });
+    log.debug(`--input ${input}: ${file.images.length} image(s), ${file.stats.walkBytes} bytes of headers and metadata read`);
+    const targets = refs.length > 0
+      ? refs.map((ref) => ({ ref, select: () => file.select(ref) }))
+      : file.images.map((image) => ({ ref: image.repoTags[0] ?? image.id, select: () => image }));
+    return {
+      targets: targets.map(({ ref, select }) => ({
+        ref,
+        open: async (progress) => {
+          const image = select();
+          log.debug(`image ${ref}: ${image.id} in ${input} (${image.format}), ${image.layers.length} layer(s), ${image.os}/${image.architecture}`);
+          progress({ stage: 'inspect', image: ref, layers: image.layers.length, bytes: image.size });
+          return new FileImageArchive(file, image, ref);
+        },
+      })),
+      passes: () => file.stats.reads,
+    };
+  }
+  if (refs.length > 1) {
+    throw new UsageError(`--input ${input} is read once and holds one image, but ${refs.length} images were named`,
+      'name at most one IMAGE, or save the archive to a file and pass --input FILE');
+  }
+  const origin = input === '-' ? 'stdin' : input;
+  let archive: StreamImageArchive | undefined;
+  return {
+    targets: [{
+      ref: refs[0] ?? origin,
+      open: async () => {
+        const source = input === '-' ? stdinOf(deps) : createReadStream(input);
+        const head = await probeSaveStream(source, { signal });
+        log.debug(`--input ${input}: ${head.layout} layout, ${head.probed} bytes probed before the first layer`);
+        archive = new StreamImageArchive(head, origin, refs[0]);
+        return archive;
+      },
+    }],
+    passes: () => archive?.passes ?? 0,
+  };
+}
+
+function stdinOf(deps: ScanDeps): Readable {
+  const stdin = deps.stdin;
+  if (!stdin) throw new UsageError('--input - needs a standard input', 'give --input a file path instead');
+  if ((stdin as { isTTY?: boolean }).isTTY) {
+    throw new UsageError('--input - reads a `docker save` archive from stdin, which is a terminal',
+      'pipe one in (docker save IMAGE | docker clair scan --input - …), or pass --input FILE');
+  }
+  return stdin;
 }
 
 /** The run's cancellation: the caller's signal (signals, plugin socket) and --timeout. */

@@ -7,22 +7,34 @@
 // to Clair by then, so it fetches nothing. Any layer order, any layer count, any set of layers Clair
 // already knows: one pass, one layer in flight, nothing buffered. The helper manifests are deleted once
 // the real one is indexed (claircore keeps layers that a remaining manifest references).
+//
+// The archive comes from the daemon, a file or a stream (image-archive.ts, which also counts the passes: a
+// legacy save whose layers the diffIDs cannot map costs a hash pass and another read). A stream of blobs
+// tells the image's identity only at its end, so Clair is asked about the image first only when it is known.
+// Progress counts layers "K/N" by their position in the image when the digest is known up front (diffIDs
+// for legacy and OCI saves, every layer of an --input file), in stream order otherwise (containerd blobs).
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { ClairV4Client } from '../clair/v4/client.js';
 import { toImageScan } from '../clair/v4/normalise.js';
 import type * as V4 from '../clair/v4/wire.js';
-import type { ImageInfo, ImageSource } from '../docker/image-source.js';
 import type { ImageScan, TrustSignal } from '../findings/model.js';
 import type { LayerBinding } from '../layers/advertise.js';
-import { readSaveArchive } from '../layers/archive.js';
+import type { ArchiveEnd } from '../layers/archive.js';
 import { LayerServer } from '../layers/layer-server.js';
-import { ClairIndexError, ClairProtocolError } from '../runtime/errors.js';
+import {
+  ArchiveFormatError,
+  ClairIndexError,
+  ClairProtocolError,
+  DockerClairError,
+  LegacyLayerMappingError,
+} from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
+import type { ImageArchive } from './image-archive.js';
 
 export interface ScanImageV4Context {
-  image: ImageInfo;
-  source: ImageSource;
+  archive: ImageArchive;
   clair: ClairV4Client;
   clairUrl: string;
   binding: LayerBinding;
@@ -33,7 +45,7 @@ export interface ScanImageV4Context {
 
 export interface ScanImageV4Result {
   scan: ImageScan;
-  /** Whether `docker save` was called (false when Clair already had the image). */
+  /** Whether layers were read from the archive (false when Clair already had the image). */
   exported: boolean;
   layersSent: number;
   bytesSent: number;
@@ -45,29 +57,32 @@ export function helperManifestHash(layer: string): string {
 }
 
 export async function scanImageV4(ctx: ScanImageV4Context): Promise<ScanImageV4Result> {
-  const { image, clair, signal, log } = ctx;
-  const existing = await clair.getIndexReport(image.id, signal);
+  const { archive, clair, signal, log } = ctx;
+  let id = archive.id;
+  const existing = id === undefined ? undefined : await clair.getIndexReport(id, signal);
   let exported = false;
   let layersSent = 0;
   let bytesSent = 0;
-  if (existing?.state === 'IndexFinished') {
-    log.debug(`Clair already indexed ${image.id}: no export`);
-    ctx.progress({ stage: 'cached', image: image.ref });
+  if (id !== undefined && existing?.state === 'IndexFinished') {
+    log.debug(`Clair already indexed ${id}: no export`);
+    ctx.progress({ stage: 'cached', image: archive.ref });
+    await archive.finishUnread?.(signal);
   } else {
     exported = true;
-    ({ layersSent, bytesSent } = await indexFromSaveStream(ctx));
+    ({ id, layersSent, bytesSent } = await indexFromSaveStream(ctx));
   }
+  log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
-  ctx.progress({ stage: 'match', image: image.ref });
-  const result = await clair.vulnerabilityReport(image.id, signal);
+  ctx.progress({ stage: 'match', image: archive.ref });
+  const result = await clair.vulnerabilityReport(id, signal);
   const engine = { api: 'v4' as const, url: ctx.clairUrl };
-  const ref = { ref: image.ref, id: image.id, ...(image.repoDigests[0] ? { digest: image.repoDigests[0] } : {}) };
+  const ref = { ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}) };
   let scan: ImageScan;
   if (result.kind === 'not-indexed') {
-    throw new ClairProtocolError(`Clair reports no finished index for ${image.id} right after indexing it`,
+    throw new ClairProtocolError(`Clair reports no finished index for ${id} right after indexing it`,
       'another client may have deleted it meanwhile; run the scan again');
   } else if (result.kind === 'empty-database') {
-    const report = await clair.getIndexReport(image.id, signal);
+    const report = await clair.getIndexReport(id, signal);
     scan = { image: ref, engine, packageCount: Object.keys(report?.packages ?? {}).length, findings: [], trust: [] };
     scan.trust.push({
       kind: 'empty-database',
@@ -77,12 +92,12 @@ export async function scanImageV4(ctx: ScanImageV4Context): Promise<ScanImageV4R
     scan = toImageScan(result.report, { image: ref, url: ctx.clairUrl });
     scan.trust.push(...(await updaterSignals(ctx, scan)));
   }
-  ctx.progress({ stage: 'done', image: image.ref, findings: scan.findings.length });
+  ctx.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
   return { scan, exported, layersSent, bytesSent };
 }
 
-async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ layersSent: number; bytesSent: number }> {
-  const { image, clair, signal, log, binding } = ctx;
+async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ id: string; layersSent: number; bytesSent: number }> {
+  const { archive, clair, signal, log, binding } = ctx;
   const server = await LayerServer.start({
     listenHost: binding.listenHost,
     listenPort: binding.listenPort,
@@ -92,46 +107,25 @@ async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ layersSen
   });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
+  let id: string;
   try {
-    ctx.progress({ stage: 'export', image: image.ref });
-    const stream = await ctx.source.save(image.id, { signal });
-    let order: string[] | undefined;
-    let index = 0;
-    for await (const event of readSaveArchive(stream, { id: image.id, diffIds: image.diffIds }, { signal })) {
-      if (event.kind === 'end') {
-        order = event.layers;
-        continue;
-      }
-      const { digest, body, size } = event.layer;
-      const helper = helperManifestHash(digest);
-      const offered = server.offer(digest, body, size);
-      let failure: unknown;
-      try {
-        await clair.index({ hash: helper, layers: [{ hash: digest, uri: server.url(digest), headers: server.clairHeaders }] }, signal);
-        helpers.push(helper);
-      } catch (error) {
-        failure = error;
-      }
-      // Not claimed: Clair already had this layer and fetched nothing; the archive drains it.
-      const fetched = !server.withdraw(digest);
-      const outcome = await offered;
-      if (failure) throw explainIndexFailure(failure, server, digest);
-      if (fetched && !outcome.served) {
-        throw new ClairIndexError(`Clair reported layer ${digest} indexed, but it did not read it to the end`);
-      }
-      if (outcome.served) {
-        ctx.progress({ stage: 'layer', image: image.ref, digest, index, fetched: true, bytes: outcome.bytes });
-      } else {
-        ctx.progress({ stage: 'layer', image: image.ref, digest, index, fetched: false, bytes: 0 });
-      }
-      index++;
+    ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
+    let end: ArchiveEnd;
+    try {
+      end = await indexLayers(ctx, server, helpers);
+    } catch (error) {
+      if (!(error instanceof LegacyLayerMappingError) || signal.aborted) throw error;
+      // The layers indexed so far stay known to Clair: the next pass sends only the others.
+      log.debug(`${archive.ref}: ${error.message}: mapping the legacy layers with a hash pass`);
+      await archive.remap(error, signal);
+      end = await indexLayers(ctx, server, helpers);
     }
-    if (!order) throw new ClairProtocolError('the save stream ended without its manifest');
+    ({ id } = archive.identify(end));
 
-    ctx.progress({ stage: 'index', image: image.ref });
+    ctx.progress({ stage: 'index', image: archive.ref });
     const manifest: V4.Manifest = {
-      hash: image.id,
-      layers: order.map((digest) => ({ hash: digest, uri: server.url(digest), headers: server.clairHeaders })),
+      hash: id,
+      layers: end.layers.map((digest) => ({ hash: digest, uri: server.url(digest), headers: server.clairHeaders })),
     };
     const before = server.stats.requests;
     try {
@@ -148,7 +142,72 @@ async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ layersSen
     (deleted) => log.debug(`deleted ${deleted.length} one-layer manifest(s) from Clair`),
     (error: unknown) => log.debug(`could not delete the one-layer manifests: ${(error as Error).message}`),
   );
-  return { layersSent: server.stats.layersServed, bytesSent: server.stats.bytesServed };
+  return { id, layersSent: server.stats.layersServed, bytesSent: server.stats.bytesServed };
+}
+
+/** One pass over the archive: each of the image's layers indexed as a one-layer manifest as it streams by. */
+async function indexLayers(ctx: ScanImageV4Context, server: LayerServer, helpers: string[]): Promise<ArchiveEnd> {
+  const { archive, clair, signal } = ctx;
+  let end: ArchiveEnd | undefined;
+  let streamed = 0;
+  const total = archive.order.length > 0 ? archive.order.length : undefined;
+  for await (const event of await archive.read(signal)) {
+    if (event.kind === 'end') {
+      end = event;
+      continue;
+    }
+    const { digest, body, size } = event.layer;
+    // Another image's layer (a multi-image archive): left to the archive, which drains it.
+    if (archive.layers && !archive.layers.includes(digest)) continue;
+    // "layer K/N" in image order where the digest is known up front; containerd blobs count in stream order.
+    const position = archive.order.indexOf(digest);
+    const index = position >= 0 ? position : streamed;
+    streamed++;
+    const helper = helperManifestHash(digest);
+    const offered = server.offer(digest, body, size);
+    let failure: unknown;
+    try {
+      await clair.index({ hash: helper, layers: [{ hash: digest, uri: server.url(digest), headers: server.clairHeaders }] }, signal);
+      if (!helpers.includes(helper)) helpers.push(helper);
+    } catch (error) {
+      failure = error;
+    }
+    // Not claimed: Clair already had this layer and fetched nothing; the archive drains it.
+    const fetched = !server.withdraw(digest);
+    const outcome = await offered;
+    // The archive's own failure (corrupt, truncated, a legacy layer mapped wrongly) explains Clair's: when
+    // Clair gave up on a layer part-way, the rest of it is read (and checked) to know.
+    if (!outcome.served && outcome.reason === 'failed') {
+      const archiveError = isArchiveError(outcome.error) ? outcome.error : failure ? await archiveErrorOf(body) : undefined;
+      if (archiveError) throw archiveError;
+    }
+    if (failure) throw explainIndexFailure(failure, server, digest);
+    if (fetched && !outcome.served) {
+      throw new ClairIndexError(`Clair reported layer ${digest} indexed, but it did not read it to the end`);
+    }
+    ctx.progress({
+      stage: 'layer', image: archive.ref, digest, index, ...(total !== undefined ? { total } : {}),
+      fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
+    });
+  }
+  if (!end) throw new ArchiveFormatError('the save stream ended without its manifest');
+  return end;
+}
+
+function isArchiveError(error: unknown): error is DockerClairError {
+  return error instanceof ArchiveFormatError || error instanceof LegacyLayerMappingError;
+}
+
+/** Reads what is left of a layer body: the archive's error if its bytes turn out bad, else undefined. */
+async function archiveErrorOf(body: Readable): Promise<DockerClairError | undefined> {
+  if (body.errored) return isArchiveError(body.errored) ? body.errored : undefined;
+  if (body.destroyed || body.readableEnded) return undefined;
+  return new Promise((resolve) => {
+    body.once('error', (error) => resolve(isArchiveError(error) ? error : undefined));
+    body.once('end', () => resolve(undefined));
+    body.once('close', () => resolve(isArchiveError(body.errored) ? body.errored : undefined));
+    body.resume();
+  });
 }
 
 /** Turns Clair's fetch failures into the message a user can act on. */
