@@ -1,19 +1,33 @@
 #!/usr/bin/env node
-// Startup benchmarks for the packaged plugin.
+// Benchmarks for the packaged plugin (dist/docker-clair; `npm run package` first).
 //
 //   npm run bench                          every available benchmark
 //   npm run bench -- metadata              one (or several) by name
 //   npm run bench -- metadata --runs 50 --warmup 5
+//   npm run bench -- scan [--runs 5 --warmup 1]
+//   npm run bench -- scan --binary PATH    another build of the plugin instead of dist/docker-clair
+//   npm run bench -- scan --idle-wait 60   before each timed step, wait up to 60 s (default) for an idle machine
 //   npm run bench -- --list
 //
+//   metadata  startup cost of `docker-clair docker-cli-plugin-metadata` vs `node -e 0`
+//   scan      cold/warm scan vs `docker save > /dev/null` on a ~200 MB and a ~816 MB local image, against a
+//             fresh Clair double per cold run: wall time, peak RSS, docker save calls, client bytes written
+//             (see docs/benchmarks.md)
+//
 // Exits non-zero only when a benchmark cannot run (missing binary, a command fails); a missed goal is
-// reported as FAIL but is a measurement, not an error.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// reported as MISS but is a measurement, not an error.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startDockerProxy } from './bench-docker-proxy.mjs';
 import { ROOT, binaryPath, loadConfig } from './bundle.mjs';
 
-const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/');
+const rel = (p) => {
+  const r = path.relative(ROOT, p);
+  return r.startsWith('..') ? p : r.split(path.sep).join('/');
+};
 
 /** Environment for the measured processes: the caller's NODE_OPTIONS would only slow the reference. */
 function benchEnv() {
@@ -59,13 +73,604 @@ function measure(commands, { runs, warmup }) {
 const fmt = (s) =>
   `median ${s.median.toFixed(1)} ms  (mean ${s.mean.toFixed(1)}, min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)}, n=${s.n})`;
 
-async function hostBinaryAndNode() {
+async function hostBinaryAndNode(override) {
   const config = await loadConfig();
-  const binary = binaryPath(config, config.hostTarget);
+  const binary = override ? path.resolve(override) : binaryPath(config, config.hostTarget);
   if (!existsSync(binary)) throw new Error(`${rel(binary)} is missing: run \`npm run package\` first`);
   const node = path.join(config.cacheDir, `node-${config.hostTarget}-${config.node}`, 'bin', 'node');
   if (!existsSync(node)) throw new Error(`${rel(node)} is missing: run \`npm run package\` first (it fetches the runtime)`);
   return { config, binary, node };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// scan: cold and warm scans of local images vs `docker save > /dev/null`, against a fresh Clair double.
+
+const SCAN_IMAGES = [
+  { name: '200m', ref: 'docker-clair-bench/200m:latest' },
+  { name: '800m', ref: 'docker-clair-bench/800m:latest' },
+];
+const SCAN_GOALS = { ratio: 1.05, rssBytes: 80e6, rssRatio: 1.2, savesCold: 1, savesWarm: 0, writeBytes: 0 };
+const TIME_BIN = '/usr/bin/time';
+const TIME_FMT = 'BENCH-TIME exit=%x rss_kb=%M wall_s=%e user_s=%U sys_s=%S';
+const RUN_TIMEOUT_MS = 15 * 60_000;
+const CLK_TCK = 100; // USER_HZ, 100 on every Linux the benchmark targets
+
+/** The daemon's unix socket path: DOCKER_HOST if it is unix://, else the default socket. */
+function daemonSocket() {
+  const host = process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+  if (!host.startsWith('unix://')) throw new Error(`scan needs a unix-socket daemon (DOCKER_HOST=${host})`);
+  return host.slice('unix://'.length);
+}
+
+/** Spawns a command, collecting its output; resolves with exit code, output and wall time (ms). */
+function runAsync(cmd, args, { env, cwd = ROOT, timeoutMs = RUN_TIMEOUT_MS, onSpawn } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) onSpawn?.(child.pid);
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (c) => out.push(c));
+    child.stderr.on('data', (c) => err.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd}: ${e.message}`));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        signal,
+        ms: performance.now() - t0,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+  });
+}
+
+/**
+ * Runs `cmd args` under /usr/bin/time inside `sh`, then prints the shell's /proc/PID/io (Linux adds the I/O of
+ * reaped children to their parent, so it covers the command). `devNull` sends the command's stdout to /dev/null.
+ */
+async function runMeasured(label, cmd, args, { env, devNull = false, sample = false }) {
+  const script = `${TIME_BIN} -f "$0" "$@"${devNull ? ' >/dev/null' : ''}; cat /proc/$$/io >&2`;
+  const startedAt = Date.now();
+  const sampler = sample ? new MemorySampler(cmd) : undefined;
+  const r = await runAsync('sh', ['-c', script, TIME_FMT, cmd, ...args], { env, onSpawn: (pid) => sampler?.start(pid) });
+  sampler?.stop();
+  const endedAt = Date.now();
+  if (r.code !== 0 || r.signal) throw new Error(`${label}: wrapper exit ${r.code ?? r.signal}\n${r.stderr}`.trim());
+  const m = /BENCH-TIME exit=(\d+) rss_kb=(\d+) wall_s=([\d.]+) user_s=([\d.]+) sys_s=([\d.]+)/.exec(r.stderr);
+  const io = Object.fromEntries([...r.stderr.matchAll(/^(\w+): (\d+)$/gm)].map((x) => [x[1], Number(x[2])]));
+  if (!m || io.write_bytes === undefined) throw new Error(`${label}: no /usr/bin/time or /proc io output\n${r.stderr}`.trim());
+  const cmdStderr = r.stderr
+    .split('\n')
+    .filter((l) => !/^BENCH-TIME |^\w+: \d+$|^Command exited with non-zero status/.test(l))
+    .join('\n')
+    .trim();
+  return {
+    wallMs: r.ms,
+    startedAt,
+    endedAt,
+    exit: Number(m[1]),
+    rssKb: Number(m[2]),
+    cpuS: Number(m[4]) + Number(m[5]),
+    io,
+    stdout: r.stdout,
+    stderr: cmdStderr,
+    sampled: sampler?.result(),
+  };
+}
+
+function childrenOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Samples, every 100 ms, RssAnon and RssFile (/proc/PID/status) of the process running the executable `exe` as a
+ * grandchild of the wrapper shell (sh -> time -> command): which part of the RSS is the mapped executable and
+ * which is memory the process allocated. Sampling can miss a short peak; /usr/bin/time's figure is the exact peak.
+ */
+class MemorySampler {
+  constructor(exe) {
+    this.exe = exe;
+    this.anon = 0;
+    this.file = 0;
+    this.samples = 0;
+  }
+
+  start(shPid) {
+    this.shPid = shPid;
+    this.timer = setInterval(() => this.tick(), 100);
+    this.tick();
+  }
+
+  tick() {
+    if (this.pid === undefined) {
+      for (const c of childrenOf(this.shPid)) {
+        for (const g of childrenOf(c)) {
+          try {
+            if (readlinkSync(`/proc/${g}/exe`) === this.exe) this.pid = g;
+          } catch {
+            // gone
+          }
+        }
+      }
+      if (this.pid === undefined) return;
+    }
+    try {
+      const st = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? 0) * 1024;
+      this.anon = Math.max(this.anon, kb('RssAnon'));
+      this.file = Math.max(this.file, kb('RssFile'));
+      this.samples++;
+    } catch {
+      // exited
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+  }
+
+  result() {
+    return this.samples > 0 ? { anon: this.anon, file: this.file, samples: this.samples } : undefined;
+  }
+}
+
+/** utime+stime of a process, in seconds; undefined when it is gone or unreadable. */
+function procCpuS(pid) {
+  if (!pid) return undefined;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+function procWriteBytes(pid) {
+  if (!pid) return undefined;
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total CPU seconds of the whole machine (all cores) from /proc/stat. */
+function machineCpuS() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy: busy / CLK_TCK, total: (busy + idle + iowait) / CLK_TCK };
+}
+
+/**
+ * Waits (up to `maxMs`) until the machine has been nearly idle for one second (< `threshold` cores busy), so that
+ * other work on a shared machine disturbs the next measurement less. Returns how long it waited and whether the
+ * machine was idle when it gave up waiting.
+ */
+async function waitForIdle(maxMs, threshold = 0.3) {
+  const t0 = performance.now();
+  let cores = 0;
+  for (;;) {
+    const a = machineCpuS();
+    const s0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const b = machineCpuS();
+    cores = (b.busy - a.busy) / ((performance.now() - s0) / 1000);
+    const waited = performance.now() - t0;
+    if (cores < threshold) return { waited, idle: true, cores };
+    if (waited >= maxMs) return { waited, idle: false, cores };
+  }
+}
+
+/** The dockerd serving `socket` (by /proc comm and command line); undefined if it cannot be told apart. */
+function findDockerd(socket) {
+  const found = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'dockerd') continue;
+      found.push({ pid: Number(pid), cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const bySocket = found.filter((d) => d.cmdline.includes(socket));
+  if (bySocket.length === 1) return bySocket[0].pid;
+  return found.length === 1 ? found[0].pid : undefined;
+}
+
+/** A snapshot of the CPU counters the scan benchmark compares before/after a run. */
+function cpuSnapshot(dockerdPid, doublePid) {
+  return {
+    machine: machineCpuS(),
+    dockerd: procCpuS(dockerdPid),
+    dockerdWrite: procWriteBytes(dockerdPid),
+    double: procCpuS(doublePid),
+  };
+}
+
+function cpuDelta(a, b) {
+  const d = (x, y) => (x === undefined || y === undefined ? undefined : y - x);
+  return {
+    machineBusy: b.machine.busy - a.machine.busy,
+    machineTotal: b.machine.total - a.machine.total,
+    dockerd: d(a.dockerd, b.dockerd),
+    dockerdWrite: d(a.dockerdWrite, b.dockerdWrite),
+    double: d(a.double, b.double),
+  };
+}
+
+/**
+ * Starts a fresh Clair double (`node --import tsx test/double/main.ts`, one process, so its CPU time can be read
+ * from /proc) on a free loopback port; resolves once it says it is listening, so its startup is not timed.
+ */
+async function startDouble(env) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/double/main.ts', '--listen', '127.0.0.1:0'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const log = [];
+  let partial = '';
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Clair double: not listening after 60 s\n${log.join('\n')}`)), 60_000);
+    child.stderr.on('data', (chunk) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        log.push(line);
+        const m = /listening on (http:\/\/\S+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      }
+    });
+    child.once('error', (e) => reject(new Error(`Clair double: ${e.message}`)));
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`Clair double exited (${how}) before listening\n${log.join('\n')}`));
+    });
+  }).catch(async (error) => {
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  });
+  return {
+    url,
+    pid: child.pid,
+    log,
+    /** Index POSTs the double answered with 201 (one per one-layer manifest plus the image's). */
+    indexPosts: () => log.filter((l) => /POST \/indexer\/api\/v1\/index_report 201/.test(l)).length,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Checks a scan's exit code and JSON report; returns the verdict. Exit 1 (findings) is a finished scan. */
+function checkScan(label, r, image) {
+  if (r.exit !== 0 && r.exit !== 1) throw new Error(`${label}: exit ${r.exit}\n${r.stderr}`.trim());
+  let doc;
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`${label}: stdout is not a JSON report\n${r.stdout.slice(0, 500)}\n${r.stderr}`.trim());
+  }
+  const img = doc.images?.[0];
+  if (img?.image?.id !== image.id) throw new Error(`${label}: report is for ${img?.image?.id}, expected ${image.id}`);
+  if (img.verdict !== 'pass' && img.verdict !== 'fail') throw new Error(`${label}: verdict ${img.verdict}: ${img.reason}`);
+  return `${img.verdict}, ${img.packageCount} packages, ${img.vulnerabilities.length} findings`;
+}
+
+function inspectImage(ref, env) {
+  const r = spawnSync('docker', ['image', 'inspect', '-f', '{{.Id}} {{.Size}} {{len .RootFS.Layers}}', ref], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`docker image inspect ${ref}: ${(r.stderr || '').trim()}`);
+  const [id, size, layers] = r.stdout.trim().split(' ');
+  return { id, size: Number(size), layers: Number(layers) };
+}
+
+/**
+ * Splits a cold scan's wall time using the double's request log (each line: ISO time at the end of the request,
+ * method, path, status, duration): `before` = from spawn to the start of the first index POST (plugin start,
+ * inspect, index_report lookup, the daemon staging the export, the stream up to the first layer); `layers` = from
+ * there to the end of the last one-layer index POST (the double fetching, hashing and unpacking every layer as it
+ * streams from `docker save`); `after` = the rest (the image manifest, clean-up, matcher, report, exit).
+ */
+function phases(run, log) {
+  const posts = [];
+  for (const line of log) {
+    const m = /^(\S+) POST \/indexer\/api\/v1\/index_report 201 (\d+)ms/.exec(line);
+    if (m) {
+      const end = Date.parse(m[1]);
+      posts.push({ start: end - Number(m[2]), end });
+    }
+  }
+  if (posts.length < 2) return undefined;
+  const layerPosts = posts.slice(0, -1); // the last one is the image manifest, which fetches nothing
+  const busy = layerPosts.reduce((a, p) => a + (p.end - p.start), 0);
+  return {
+    before: layerPosts[0].start - run.startedAt,
+    layers: layerPosts[layerPosts.length - 1].end - layerPosts[0].start,
+    layerBusy: busy,
+    after: run.endedAt - layerPosts[layerPosts.length - 1].end,
+    perLayer: layerPosts.map((p) => p.end - p.start),
+  };
+}
+
+const phasesF = (p) => (p === undefined
+  ? 'n/a'
+  : `before first layer ${secsF(p.before)}, layers ${secsF(p.layers)} (index POSTs ${p.perLayer.map((ms) => (ms / 1000).toFixed(2)).join(' + ')} s), after ${secsF(p.after)}`);
+
+const median = (xs) => stats(xs).median;
+const secsF = (ms) => `${(ms / 1000).toFixed(2)} s`;
+const mbF = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const cpuF = (s) => (s === undefined ? 'n/a' : `${s.toFixed(2)}`);
+const verdictF = (ok) => (ok ? 'PASS' : 'MISS');
+
+/** One line per run: wall, RSS, CPU of each process, machine load, bytes written. */
+function runLine(kind, r, cpu, extra = '') {
+  const tracked = r.cpuS + (cpu.dockerd ?? 0) + (cpu.double ?? 0);
+  return (
+    `    ${kind.padEnd(5)} ${secsF(r.wallMs).padStart(8)}  rss ${mbF(r.rssKb * 1024).padStart(8)}` +
+    `${r.sampled ? ` (sampled anon ${mbF(r.sampled.anon)}, file ${mbF(r.sampled.file)})` : ''}  ` +
+    `cpu s: client ${cpuF(r.cpuS)}, dockerd ${cpuF(cpu.dockerd)}, double ${cpuF(cpu.double)}, ` +
+    `other ${cpuF(cpu.machineBusy - tracked)}; machine busy ${cpuF(cpu.machineBusy)} of ${cpuF(cpu.machineTotal)} cpu-s; ` +
+    `dockerd wrote ${cpu.dockerdWrite === undefined ? 'n/a' : mbF(cpu.dockerdWrite)}; ` +
+    `client write_bytes ${r.io.write_bytes}${extra}`
+  );
+}
+
+async function scanBenchmark(opts) {
+  const { binary: original } = await hostBinaryAndNode(opts.binary);
+  // Run a private copy: the binary in dist/ may be rebuilt while the benchmark runs.
+  const binDir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-bin-'));
+  try {
+    const binary = path.join(binDir, 'docker-clair');
+    copyFileSync(original, binary);
+    chmodSync(binary, 0o755);
+    return await scanBenchmarkWith(opts, original, binary);
+  } finally {
+    rmSync(binDir, { recursive: true, force: true });
+  }
+}
+
+async function scanBenchmarkWith(opts, original, binary) {
+  const socket = daemonSocket();
+  const env = { ...benchEnv(), DOCKER_HOST: `unix://${socket}` };
+  const lines = [];
+  const say = (line) => {
+    console.log(line);
+    lines.push(line);
+  };
+
+  // Images: built once, cached by tag.
+  const build = spawnSync('bash', [path.join(ROOT, 'scripts', 'bench-images.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (build.status !== 0) throw new Error(`scripts/bench-images.sh failed (exit ${build.status ?? build.signal})`);
+  const images = SCAN_IMAGES.map((i) => ({ ...i, ...inspectImage(i.ref, env) }));
+  const dockerdPid = findDockerd(socket);
+  const binStat = statSync(original);
+  const binHash = createHash('sha256').update(readFileSync(binary)).digest('hex');
+  say(`  binary ${rel(original)} (${mbF(binStat.size)}, modified ${binStat.mtime.toISOString()}, sha256 ${binHash.slice(0, 16)}…, run from a private copy); ` +
+    `dockerd pid ${dockerdPid ?? 'not identified (no daemon CPU figures)'}; load average at start ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  for (const img of images) say(`  ${img.ref}: ${img.id.slice(0, 19)}…, ${mbF(img.size)}, ${img.layers} layers`);
+
+  // The plugin's floor: RSS of a command that loads the bundle and does no I/O.
+  const base = [];
+  for (let i = 0; i < 3; i++) base.push(await runMeasured('docker-clair version', binary, ['version'], { env, devNull: true }));
+  const baseRss = Math.max(...base.map((r) => r.rssKb * 1024));
+  say(`  baseline: \`docker-clair version\` peak RSS ${mbF(baseRss)} (max of 3), wall ${secsF(median(base.map((r) => r.wallMs)))}`);
+
+  const save = async (img, runEnv = env) => {
+    const before = cpuSnapshot(dockerdPid);
+    const r = await runMeasured(`docker save ${img.ref}`, 'docker', ['save', img.ref], { env: runEnv, devNull: true });
+    const cpu = cpuDelta(before, cpuSnapshot(dockerdPid));
+    if (r.exit !== 0) throw new Error(`docker save ${img.ref}: exit ${r.exit}\n${r.stderr}`.trim());
+    return { r, cpu };
+  };
+  const scanArgs = (url, img) => ['scan', '--clair', url, '-q', '--format', 'json', img.ref];
+  /** A fresh double; a cold scan, then a warm rescan on the same double. */
+  const coldAndWarm = async (img, runEnv = env, between = () => {}) => {
+    const dbl = await startDouble(benchEnv());
+    try {
+      const before = cpuSnapshot(dockerdPid, dbl.pid);
+      const cold = await runMeasured(`cold scan of ${img.ref}`, binary, scanArgs(dbl.url, img), { env: runEnv, sample: true });
+      const coldCpu = cpuDelta(before, cpuSnapshot(dockerdPid, dbl.pid));
+      const coldVerdict = checkScan(`cold scan of ${img.ref}`, cold, img);
+      const coldPosts = dbl.indexPosts();
+      const coldPhases = phases(cold, dbl.log);
+      if (coldPosts < 2) throw new Error(`cold scan of ${img.ref}: the double indexed ${coldPosts} manifest(s); was it cold?`);
+      between();
+      const before2 = cpuSnapshot(dockerdPid, dbl.pid);
+      const warm = await runMeasured(`warm scan of ${img.ref}`, binary, scanArgs(dbl.url, img), { env: runEnv, sample: true });
+      const warmCpu = cpuDelta(before2, cpuSnapshot(dockerdPid, dbl.pid));
+      checkScan(`warm scan of ${img.ref}`, warm, img);
+      const warmPosts = dbl.indexPosts() - coldPosts;
+      return { cold, coldCpu, coldVerdict, coldPosts, coldPhases, warm, warmCpu, warmPosts };
+    } finally {
+      await dbl.stop();
+    }
+  };
+
+  const idleMs = opts.idleWait * 1000;
+  let idleMisses = 0;
+  let idleWaits = 0;
+  const idle = async () => {
+    if (idleMs === 0) return '';
+    const w = await waitForIdle(idleMs);
+    idleWaits++;
+    if (!w.idle) idleMisses++;
+    return w.idle ? `; idle after ${(w.waited / 1000).toFixed(0)} s` : `; NOT idle after ${(w.waited / 1000).toFixed(0)} s (${w.cores.toFixed(1)} cores busy)`;
+  };
+
+  const results = [];
+  for (const img of images) {
+    say(`  ${img.name}: ${opts.warmup} warm-up round(s) (save + cold scan, discarded), then ${opts.runs} rounds, save and cold scan interleaved`);
+    for (let i = 0; i < opts.warmup; i++) {
+      await save(img);
+      await coldAndWarm(img);
+    }
+    const saves = [];
+    const scans = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const steps = [
+        async () => {
+          const waited = await idle();
+          const s = await save(img);
+          saves.push(s);
+          say(runLine('save', s.r, s.cpu, waited));
+        },
+        async () => {
+          const waited = await idle();
+          const c = await coldAndWarm(img);
+          scans.push(c);
+          say(runLine('cold', c.cold, c.coldCpu, `; ${c.coldVerdict}; double indexed ${c.coldPosts} manifests${waited}`));
+          say(`          cold scan phases: ${phasesF(c.coldPhases)}`);
+          say(runLine('warm', c.warm, c.warmCpu, `; double indexed ${c.warmPosts} manifests`));
+        },
+      ];
+      if (i % 2) steps.reverse();
+      for (const step of steps) await step();
+    }
+
+    // Observed run: the same cold scan + warm rescan with DOCKER_HOST pointing at a counting proxy in front of the
+    // daemon socket (not timed with the rounds above: the proxy copies every byte once more). A `docker save`
+    // through the proxy gives the reference export's time to first byte.
+    if (idleMs > 0) await waitForIdle(idleMs);
+    const dir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-'));
+    const proxy = await startDockerProxy({ listenPath: path.join(dir, 'docker.sock'), upstreamPath: socket });
+    let observed;
+    try {
+      const proxyEnv = { ...env, DOCKER_HOST: `unix://${proxy.path}` };
+      await save(img, proxyEnv);
+      const refSave = proxy.saves();
+      proxy.reset();
+      let coldSaves;
+      const c = await coldAndWarm(img, proxyEnv, () => {
+        coldSaves = proxy.saves();
+        proxy.reset();
+      });
+      const warmSaves = proxy.saves();
+      observed = { refSave, coldSaves, warmSaves, warmRequests: proxy.requests.map((r) => `${r.method} ${r.path.replace(/\?.*/, '')}`), c };
+    } finally {
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const exp = (reqs) => (reqs.length === 1 && reqs[0].firstByteAt !== undefined
+      ? `first byte after ${secsF(reqs[0].firstByteAt - reqs[0].at)}, last after ${secsF(reqs[0].lastByteAt - reqs[0].at)}, ${mbF(reqs[0].bytes)}`
+      : `${reqs.length} export requests`);
+    say(`    via proxy: docker save: ${exp(observed.refSave)}`);
+    say(`    via proxy: cold scan: ${observed.coldSaves.length} export request(s) (${observed.coldSaves.map((r) => r.path).join(', ')}); ${exp(observed.coldSaves)}; ` +
+      `scan ${secsF(observed.c.cold.wallMs)}`);
+    say(`    via proxy: warm scan: ${observed.warmSaves.length} export request(s); daemon requests: ${observed.warmRequests.join(', ')}`);
+    results.push({ img, saves, scans, observed });
+  }
+
+  // Table of what was measured, with a verdict per goal.
+  const rows = [];
+  const per = results.map(({ img, saves, scans, observed }) => {
+    const saveMs = median(saves.map((s) => s.r.wallMs));
+    const coldMs = median(scans.map((s) => s.cold.wallMs));
+    const warmMs = median(scans.map((s) => s.warm.wallMs));
+    const coldRss = Math.max(...scans.map((s) => s.cold.rssKb * 1024));
+    const warmRss = Math.max(...scans.map((s) => s.warm.rssKb * 1024));
+    const sampledMax = (key) => Math.max(...scans.map((s) => s.cold.sampled?.[key] ?? 0));
+    const coldAnon = sampledMax('anon');
+    const coldFile = sampledMax('file');
+    const written = Math.max(...scans.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]),
+      observed.c.cold.io.write_bytes, observed.c.warm.io.write_bytes);
+    return {
+      img,
+      saveMs,
+      saveRange: [Math.min(...saves.map((s) => s.r.wallMs)), Math.max(...saves.map((s) => s.r.wallMs))],
+      coldMs,
+      coldRange: [Math.min(...scans.map((s) => s.cold.wallMs)), Math.max(...scans.map((s) => s.cold.wallMs))],
+      warmMs,
+      ratio: coldMs / saveMs,
+      coldRss,
+      coldAnon,
+      coldFile,
+      warmRss,
+      written,
+      phases: scans.every((s) => s.coldPhases) ? {
+        before: median(scans.map((s) => s.coldPhases.before)),
+        layers: median(scans.map((s) => s.coldPhases.layers)),
+        after: median(scans.map((s) => s.coldPhases.after)),
+      } : undefined,
+      refSave: observed.refSave.length === 1 ? observed.refSave[0] : undefined,
+      savesCold: observed.coldSaves.length,
+      savesWarm: observed.warmSaves.length,
+      cpu: {
+        saveClient: median(saves.map((s) => s.r.cpuS)),
+        saveDockerd: saves.every((s) => s.cpu.dockerd !== undefined) ? median(saves.map((s) => s.cpu.dockerd)) : undefined,
+        saveOther: median(saves.map((s) => s.cpu.machineBusy - s.r.cpuS - (s.cpu.dockerd ?? 0))),
+        saveBusy: median(saves.map((s) => s.cpu.machineBusy)),
+        scanClient: median(scans.map((s) => s.cold.cpuS)),
+        scanDockerd: scans.every((s) => s.coldCpu.dockerd !== undefined) ? median(scans.map((s) => s.coldCpu.dockerd)) : undefined,
+        scanDouble: median(scans.map((s) => s.coldCpu.double)),
+        scanOther: median(scans.map((s) => s.coldCpu.machineBusy - s.cold.cpuS - (s.coldCpu.dockerd ?? 0) - s.coldCpu.double)),
+        scanBusy: median(scans.map((s) => s.coldCpu.machineBusy)),
+        cores: median(scans.map((s) => s.coldCpu.machineTotal / (s.cold.wallMs / 1000))),
+      },
+    };
+  });
+  const [small, big] = per;
+  const rssRatio = big.coldRss / small.coldRss;
+  const col = (s, w = 32) => String(s).padEnd(w);
+  const row = (label, a, b, goal) => rows.push(`  ${col(label, 38)}${col(a)}${col(b)}${goal}`);
+  const range = ([lo, hi]) => `${(lo / 1000).toFixed(2)}–${(hi / 1000).toFixed(2)}`;
+  row('', small.img.name, big.img.name, 'goal');
+  row('image size (docker inspect)', `${mbF(small.img.size)}, ${small.img.layers} layers`, `${mbF(big.img.size)}, ${big.img.layers} layers`, '');
+  row(`docker save > /dev/null, median`, `${secsF(small.saveMs)} (${range(small.saveRange)})`, `${secsF(big.saveMs)} (${range(big.saveRange)})`, '');
+  row('cold scan, median', `${secsF(small.coldMs)} (${range(small.coldRange)})`, `${secsF(big.coldMs)} (${range(big.coldRange)})`, '');
+  row('cold scan ÷ save', `${small.ratio.toFixed(2)} ${verdictF(small.ratio <= SCAN_GOALS.ratio)}`,
+    `${big.ratio.toFixed(2)} ${verdictF(big.ratio <= SCAN_GOALS.ratio)}`, `<= ${SCAN_GOALS.ratio}`);
+  const phaseCell = (p) => (p.phases ? `${(p.phases.before / 1000).toFixed(2)} / ${(p.phases.layers / 1000).toFixed(2)} / ${(p.phases.after / 1000).toFixed(2)} s` : 'n/a');
+  row('  before 1st layer / layers / after', phaseCell(small), phaseCell(big), '(medians; see docs/benchmarks.md)');
+  const ttfb = (p) => (p.refSave?.firstByteAt !== undefined
+    ? `${((p.refSave.firstByteAt - p.refSave.at) / 1000).toFixed(2)} / ${((p.refSave.lastByteAt - p.refSave.at) / 1000).toFixed(2)} s` : 'n/a');
+  row('  save first / last byte (proxy)', ttfb(small), ttfb(big), '(one observed save)');
+  row('warm rescan, median', secsF(small.warmMs), secsF(big.warmMs), '');
+  row('peak RSS, cold scan (max)', `${mbF(small.coldRss)} ${verdictF(small.coldRss <= SCAN_GOALS.rssBytes)}`,
+    `${mbF(big.coldRss)} ${verdictF(big.coldRss <= SCAN_GOALS.rssBytes)}`, `<= ${mbF(SCAN_GOALS.rssBytes)}`);
+  row('  sampled RssAnon / RssFile (max)', `${mbF(small.coldAnon)} / ${mbF(small.coldFile)}`, `${mbF(big.coldAnon)} / ${mbF(big.coldFile)}`,
+    '(allocated / mapped binary; every 100 ms)');
+  row('peak RSS, warm rescan (max)', mbF(small.warmRss), mbF(big.warmRss), `(baseline \`version\`: ${mbF(baseRss)})`);
+  row(`peak RSS ${big.img.name} ÷ ${small.img.name}`, '', `${rssRatio.toFixed(2)} ${verdictF(rssRatio <= SCAN_GOALS.rssRatio)}`, `<= ${SCAN_GOALS.rssRatio}`);
+  const savesOk = (p) => p.savesCold === SCAN_GOALS.savesCold && p.savesWarm === SCAN_GOALS.savesWarm;
+  row('docker save calls cold / warm', `${small.savesCold} / ${small.savesWarm} ${verdictF(savesOk(small))}`,
+    `${big.savesCold} / ${big.savesWarm} ${verdictF(savesOk(big))}`, `${SCAN_GOALS.savesCold} / ${SCAN_GOALS.savesWarm}`);
+  row('client write_bytes (max)', `${small.written} ${verdictF(small.written <= SCAN_GOALS.writeBytes)}`,
+    `${big.written} ${verdictF(big.written <= SCAN_GOALS.writeBytes)}`, `${SCAN_GOALS.writeBytes}`);
+  row('CPU s during save (median)', `docker ${cpuF(small.cpu.saveClient)}, dockerd ${cpuF(small.cpu.saveDockerd)}`,
+    `docker ${cpuF(big.cpu.saveClient)}, dockerd ${cpuF(big.cpu.saveDockerd)}`, '');
+  row('  machine busy / other', `${cpuF(small.cpu.saveBusy)} / ${cpuF(small.cpu.saveOther)}`, `${cpuF(big.cpu.saveBusy)} / ${cpuF(big.cpu.saveOther)}`, '');
+  row('CPU s during cold scan (median)', `plugin ${cpuF(small.cpu.scanClient)}, dockerd ${cpuF(small.cpu.scanDockerd)}`,
+    `plugin ${cpuF(big.cpu.scanClient)}, dockerd ${cpuF(big.cpu.scanDockerd)}`, '');
+  row('  double / machine busy / other', `${cpuF(small.cpu.scanDouble)} / ${cpuF(small.cpu.scanBusy)} / ${cpuF(small.cpu.scanOther)}`,
+    `${cpuF(big.cpu.scanDouble)} / ${cpuF(big.cpu.scanBusy)} / ${cpuF(big.cpu.scanOther)}`, `(capacity ${big.cpu.cores.toFixed(1)} cpu-s per s)`);
+  say(`  results (wall times: median of ${opts.runs}, range in brackets; RSS: max over the rounds; MB = 10^6 bytes)`);
+  if (idleMs > 0) say(`  ${idleWaits - idleMisses} of ${idleWaits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
+  else say('  timed steps started without waiting for an idle machine (--idle-wait 0)');
+  for (const r of rows) say(r);
+  const pass = per.every((p) => p.coldRss <= SCAN_GOALS.rssBytes && savesOk(p) && p.written <= SCAN_GOALS.writeBytes) &&
+    big.ratio <= SCAN_GOALS.ratio && small.ratio <= SCAN_GOALS.ratio && rssRatio <= SCAN_GOALS.rssRatio;
+  return { pass, lines: [] };
 }
 
 /**
@@ -76,9 +681,10 @@ async function hostBinaryAndNode() {
 const BENCHMARKS = {
   metadata: {
     description: '`docker-clair docker-cli-plugin-metadata` (run before every docker clair call) vs `node -e 0`',
+    defaults: { runs: 30, warmup: 3 },
     goalRatio: 1.3,
     async run(opts) {
-      const { config, binary, node } = await hostBinaryAndNode();
+      const { config, binary, node } = await hostBinaryAndNode(opts.binary);
       const env = benchEnv();
       const [sea, ref] = measure(
         [
@@ -104,16 +710,33 @@ const BENCHMARKS = {
           `    ${fmt(sea)}`,
           `  ${ref.label}`,
           `    ${fmt(ref)}`,
-          `  ratio of medians ${ratio.toFixed(2)}  (goal <= ${this.goalRatio})  ${pass ? 'PASS' : 'FAIL'}`,
+          `  ratio of medians ${ratio.toFixed(2)}  (goal <= ${this.goalRatio})  ${pass ? 'PASS' : 'MISS'}`,
         ],
       };
     },
   },
-  // Further benchmarks (e.g. `scan` against the Clair double) are added here as named entries.
+  scan: {
+    description: 'cold/warm `docker-clair scan` vs `docker save > /dev/null` on ~200 MB and ~816 MB images, Clair double',
+    defaults: { runs: 5, warmup: 1 },
+    available() {
+      if (process.platform !== 'linux') return 'needs Linux (/proc)';
+      if (!existsSync(TIME_BIN)) return `needs ${TIME_BIN} (Debian package "time")`;
+      let socket;
+      try {
+        socket = daemonSocket();
+      } catch (error) {
+        return error.message;
+      }
+      const r = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { env: { ...process.env, DOCKER_HOST: `unix://${socket}` }, encoding: 'utf8' });
+      if (r.status !== 0) return `cannot reach the Docker daemon at unix://${socket}`;
+      return undefined;
+    },
+    run: scanBenchmark,
+  },
 };
 
 function parseArgs(argv) {
-  const opts = { names: [], runs: 30, warmup: 3, list: false };
+  const opts = { names: [], runs: undefined, warmup: undefined, list: false, binary: undefined, idleWait: 60 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (v) => {
@@ -124,10 +747,14 @@ function parseArgs(argv) {
     if (a === '--runs') opts.runs = num(argv[++i]);
     else if (a === '--warmup') opts.warmup = num(argv[++i]);
     else if (a === '--list') opts.list = true;
-    else if (a.startsWith('-')) throw new Error(`unknown option ${a} (use --runs N, --warmup N, --list)`);
+    else if (a === '--idle-wait') opts.idleWait = num(argv[++i]);
+    else if (a === '--binary') {
+      opts.binary = argv[++i];
+      if (!opts.binary) throw new Error('--binary needs a path');
+    } else if (a.startsWith('-')) throw new Error(`unknown option ${a} (use --runs N, --warmup N, --binary PATH, --idle-wait SECONDS, --list)`);
     else opts.names.push(a);
   }
-  if (opts.runs < 1) throw new Error('--runs must be at least 1');
+  if (opts.runs !== undefined && opts.runs < 1) throw new Error('--runs must be at least 1');
   return opts;
 }
 
@@ -151,12 +778,14 @@ async function main() {
       console.log(`${name}: skipped (${missing})`);
       continue;
     }
-    console.log(`${name}: ${b.description}; ${opts.runs} runs each after ${opts.warmup} warm-ups, interleaved`);
-    const result = await b.run({ runs: opts.runs, warmup: opts.warmup });
+    const runs = opts.runs ?? b.defaults.runs;
+    const warmup = opts.warmup ?? b.defaults.warmup;
+    console.log(`${name}: ${b.description}; ${runs} runs each after ${warmup} warm-ups, interleaved`);
+    const result = await b.run({ runs, warmup, binary: opts.binary, idleWait: opts.idleWait });
     for (const line of result.lines) console.log(line);
-    if (result.pass !== undefined) summary.push(`${name} ${result.pass ? 'PASS' : 'FAIL'}`);
+    if (result.pass !== undefined) summary.push(`${name} ${result.pass ? 'PASS' : 'MISS'}`);
   }
-  if (summary.length > 1) console.log(`summary: ${summary.join(', ')}`);
+  if (summary.length > 0) console.log(`summary: ${summary.join(', ')}`);
 }
 
 main().catch((error) => {
