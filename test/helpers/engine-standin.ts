@@ -22,14 +22,9 @@ import { join, posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import { parseCommandLine, type Invocation } from '../../src/cli/app.js';
 import type * as Save from '../../src/layers/save-format.js';
-import { DockerClairError } from '../../src/runtime/errors.js';
-import { createLogger } from '../../src/runtime/log.js';
-import { runScan, type RunStats } from '../../src/scan/run.js';
 import { explodeLegacySave } from './save-archives.js';
-import type { ScanRun } from './scan.js';
-import { Capture } from './streams.js';
+import { scanInProcess, type ScanRun } from './scan.js';
 
 export interface StandinSave {
   /** A `docker save` tarball (legacy, OCI layout or containerd store). */
@@ -348,26 +343,8 @@ function readTar(path: string): tar.Extract {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// In-process scans with a given stdin (test/helpers/scan.ts always gives the test daemon's source)
+// In-process scans with a given stdin and no daemon.
 
-export async function scanWithStdin(args: string[], options: { stdin?: Readable; env?: Record<string, string> } = {}): Promise<ScanRun> {
-  const env = { ...options.env };
-  const stdout = new Capture();
-  const stderr = new Capture();
-  const stats: RunStats = { saves: 0, layersSent: 0, bytesSent: 0 };
-  try {
-    const { invocation, globals } = await parseCommandLine(['scan', ...args], env);
-    const scanOptions = (invocation as Extract<Invocation, { kind: 'scan' }>).options;
-    const code = await runScan(scanOptions, globals, {
-      env, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: false,
-      log: createLogger(stderr, { debug: Boolean(globals.debug) }),
-      signal: new AbortController().signal,
-      ...(options.stdin ? { stdin: options.stdin } : {}),
-      clock: () => new Date('2026-01-02T03:04:05Z'),
-    }, stats);
-    return { code, stdout: stdout.text, stderr: stderr.text, stats };
-  } catch (error) {
-    if (!(error instanceof DockerClairError)) throw error;
-    return { code: error.exitCode, stdout: stdout.text, stderr: `${stderr.text}${error.message}\n`, stats, error };
-  }
+export function scanWithStdin(args: string[], options: { stdin?: Readable; env?: Record<string, string> } = {}): Promise<ScanRun> {
+  return scanInProcess(args, { ...options, daemon: false });
 }

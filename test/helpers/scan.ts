@@ -1,5 +1,6 @@
 // Runs `docker clair scan` in-process against the real test daemon, with the image source exposed so
 // tests can count exports.
+import type { Readable } from 'node:stream';
 import { parseCommandLine, type Invocation } from '../../src/cli/app.js';
 import { createDockerClient } from '../../src/docker/client.js';
 import { resolveEndpoint } from '../../src/docker/endpoint.js';
@@ -18,24 +19,35 @@ export interface ScanRun {
   error?: DockerClairError;
 }
 
-export async function scanInProcess(
-  args: string[],
-  options: { env?: Record<string, string>; signal?: AbortSignal } = {},
-): Promise<ScanRun> {
-  const env = { DOCKER_HOST: TEST_DOCKER_HOST, ...options.env };
+export interface ScanInProcessOptions {
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+  /** What `--input -` reads. */
+  stdin?: Readable;
+  /** false: no daemon at all (for --input); default: the test daemon, with its source exposed for counting. */
+  daemon?: boolean;
+}
+
+export async function scanInProcess(args: string[], options: ScanInProcessOptions = {}): Promise<ScanRun> {
+  const daemon = options.daemon !== false;
+  const env: Record<string, string> = daemon ? { DOCKER_HOST: TEST_DOCKER_HOST, ...options.env } : { ...options.env };
   const stdout = new Capture();
   const stderr = new Capture();
   const stats: RunStats = { saves: 0, layersSent: 0, bytesSent: 0 };
   try {
     const { invocation, globals } = await parseCommandLine(['scan', ...args], env);
     const scanOptions = (invocation as Extract<Invocation, { kind: 'scan' }>).options;
-    const endpoint = await resolveEndpoint(globals, env);
-    const source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
+    let source: DockerImageSource | undefined;
+    if (daemon) {
+      const endpoint = await resolveEndpoint(globals, env);
+      source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
+    }
     const code = await runScan(scanOptions, globals, {
       env, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: false,
       log: createLogger(stderr, { debug: Boolean(globals.debug) }),
       signal: options.signal ?? new AbortController().signal,
-      source,
+      ...(source ? { source } : {}),
+      ...(options.stdin ? { stdin: options.stdin } : {}),
       clock: () => new Date('2026-01-02T03:04:05Z'),
     }, stats);
     return { code, stdout: stdout.text, stderr: stderr.text, stats };
