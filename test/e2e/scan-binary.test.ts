@@ -1,0 +1,529 @@
+// End to end through the packaged executable: dist/docker-clair installed as a plugin into a temporary
+// DOCKER_CONFIG and run by the real docker CLI (`docker --config <tmp> -H unix://<proxy> clair scan …`), against
+// the real test daemon behind a counting proxy (test/helpers/docker-proxy.ts) and a Clair double running in this
+// process. Covers issue #4's "must show" items that need the real binary: findings and exit codes, no export on a
+// warm rescan, only the new layers sent when Clair knows the base, zero disk (strace + /proc/PID/io), and
+// SIGINT mid-scan (direct and through the docker CLI's plugin socket).
+//
+// Every child is spawned asynchronously: the double answers from this process's event loop.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startClairDouble, type ClairDouble, type ClairDoubleOptions, type ManifestInfo } from '../double/server.js';
+import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
+import { isImageExport, startDockerProxy, targetOf, type DockerProxy, type ProxiedRequest } from '../helpers/docker-proxy.js';
+import { fileWrites, isHarmlessDevice, parseStrace, processTree, straceArgs, straceAvailable } from '../helpers/strace.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BINARY = path.join(ROOT, 'dist', 'docker-clair');
+const TIMEOUT = 180_000;
+/** A child still running after this is killed (its whole process group), so a hang fails instead of blocking. */
+const CHILD_DEADLINE_MS = 150_000;
+
+let scratch = '';
+let config = '';
+let installed = '';
+let proxy: DockerProxy;
+
+const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image])) as string[];
+const imageId = (image: string): string => dockerCli(['image', 'inspect', '-f', '{{.Id}}', image]);
+
+before(async () => {
+  assert.ok(existsSync(BINARY), `${BINARY} is missing: run \`npm run package\` first (npm test does)`);
+  scratch = mkdtempSync(path.join(os.tmpdir(), 'docker-clair-scan-e2e-'));
+  config = path.join(scratch, 'docker-config');
+  const install = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'install-plugin.mjs')], {
+    env: { ...process.env, DOCKER_CONFIG: config }, encoding: 'utf8', timeout: 120_000,
+  });
+  assert.equal(install.status, 0, `install-plugin failed:\n${install.stdout}\n${install.stderr}`);
+  installed = path.join(config, 'cli-plugins', 'docker-clair');
+  assert.ok(existsSync(installed), `install-plugin did not create ${installed}`);
+  proxy = await startDockerProxy(targetOf(TEST_DOCKER_HOST));
+});
+
+after(async () => {
+  await proxy?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Running the binary
+
+/** The environment of every child: nothing that could pick another daemon, config or Clair. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (/^(DOCKER_|CLAIR_)/.test(k)) delete env[k];
+  }
+  env.NO_COLOR = '1';
+  return env;
+}
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** What arrived on extra pipes (fd 3, 4, …), in order. */
+  extra: string[];
+}
+
+interface Launched {
+  child: ChildProcess;
+  done: Promise<Finished>;
+}
+
+/** Starts a child in its own process group (so a watchdog can kill everything it started) with piped stdio. */
+function launch(cmd: string, args: string[], options: { extraPipes?: number } = {}): Launched {
+  const extraPipes = options.extraPipes ?? 0;
+  const child = spawn(cmd, args, {
+    env: childEnv(),
+    cwd: scratch,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', ...Array.from({ length: extraPipes }, () => 'pipe' as const)],
+  });
+  const chunks: string[][] = Array.from({ length: 2 + extraPipes }, () => []);
+  for (let fd = 1; fd < 3 + extraPipes; fd++) {
+    const stream = child.stdio[fd] as NodeJS.ReadableStream | null;
+    stream?.setEncoding('utf8');
+    stream?.on('data', (s: string) => chunks[fd - 1]?.push(s));
+  }
+  const watchdog = setTimeout(() => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch { /* already gone */ }
+  }, CHILD_DEADLINE_MS);
+  watchdog.unref();
+  const done = new Promise<Finished>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(watchdog);
+      const text = chunks.map((c) => c.join(''));
+      resolve({ code, signal, stdout: text[0] ?? '', stderr: text[1] ?? '', extra: text.slice(2) });
+    });
+  });
+  return { child, done };
+}
+
+/** `docker --config <tmp> -H unix://<proxy> clair scan ARGS`. */
+function dockerScanArgs(args: string[]): string[] {
+  return ['--config', config, '-H', proxy.host, 'clair', 'scan', ...args];
+}
+
+function dockerScan(args: string[]): Promise<Finished> {
+  return launch('docker', dockerScanArgs(args)).done;
+}
+
+function describeRun(r: Finished): string {
+  return `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout.slice(0, 4000)}\n--- stderr\n${r.stderr}`;
+}
+
+function stderrLines(r: Finished): string[] {
+  return r.stderr.split('\n').filter((l) => l !== '');
+}
+
+interface JsonImage {
+  image: { ref: string; id: string };
+  verdict: string;
+  reason: string;
+  packageCount: number;
+  vulnerabilities: { id: string; severity: string; package: { name: string; version: string }; fixedIn: string | null; layer: string | null }[];
+}
+
+function parseReport(text: string, run?: Finished): { images: JsonImage[] } {
+  try {
+    return JSON.parse(text) as { images: JsonImage[] };
+  } catch (error) {
+    throw new Error(`the report is not JSON (${(error as Error).message})${run ? `\n${describeRun(run)}` : ''}`);
+  }
+}
+
+function exports(requests: ProxiedRequest[]): ProxiedRequest[] {
+  return requests.filter(isImageExport);
+}
+
+function showRequests(requests: ProxiedRequest[]): string {
+  return requests.map((r) => `  ${r.method} ${r.path}`).join('\n');
+}
+
+/** Resolves with the first call's manifest, and lets the test decide the fault for every call. */
+function indexGate(fault: ClairDoubleOptions['faults']): { first: Promise<ManifestInfo>; manifests: ManifestInfo[]; faults: ClairDoubleOptions['faults'] } {
+  const manifests: ManifestInfo[] = [];
+  let signal!: (m: ManifestInfo) => void;
+  const first = new Promise<ManifestInfo>((resolve) => {
+    signal = resolve;
+  });
+  return {
+    first,
+    manifests,
+    faults: {
+      ...fault,
+      index: (m) => {
+        manifests.push(m);
+        signal(m);
+        return fault?.index?.(m);
+      },
+    },
+  };
+}
+
+/** Waits for `condition` but fails at once (with the child's output) if the child ends first. */
+async function beforeExit<T>(condition: Promise<T>, launched: Launched, what: string): Promise<T> {
+  const ended = launched.done.then((r) => {
+    throw new Error(`the scan ended before ${what}:\n${describeRun(r)}`);
+  });
+  return Promise.race([condition, ended]);
+}
+
+function fsType(dir: string): string {
+  return spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout.trim();
+}
+
+function connectOutcome(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+describe('the proxy in front of the daemon', () => {
+  it('is transparent to the docker CLI, streams included, and records each request line', { timeout: TIMEOUT }, async () => {
+    const mark = proxy.requests.length;
+    const r = await launch('docker', ['-H', proxy.host, 'image', 'inspect', '-f', '{{.Id}}', TEST_IMAGES.debian12]).done;
+    assert.equal(r.code, 0, describeRun(r));
+    assert.equal(r.stdout.trim(), imageId(TEST_IMAGES.debian12));
+    const seen = proxy.since(mark);
+    assert.ok(seen.some((q) => q.method === 'GET' && /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
+      `no image inspect recorded:\n${showRequests(seen)}`);
+    assert.equal(exports(seen).length, 0);
+  });
+
+  it('follows keep-alive connections request by request, skipping chunked and sized bodies', { timeout: TIMEOUT }, async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const request = (method: string, target: string, body?: { chunks: string[] } | { sized: string }): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ socketPath: proxy.socketPath, agent, method, path: target, headers: { Host: 'docker' } }, (res) => {
+          res.resume();
+          res.once('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.once('error', reject);
+        if (body && 'chunks' in body) {
+          for (const c of body.chunks) req.write(c); // no Content-Length: chunked
+        } else if (body) {
+          req.setHeader('Content-Length', Buffer.byteLength(body.sized));
+          req.write(body.sized);
+        }
+        req.end();
+      });
+    const mark = proxy.requests.length;
+    const connections = proxy.connections();
+    try {
+      assert.equal(await request('GET', '/_ping'), 200);
+      // Bodies that look like request lines must not be taken for requests.
+      assert.equal(await request('POST', '/docker-clair-proxy-test/chunked', { chunks: ['GET /fake HTTP/1.1\r\n\r\n', 'x'.repeat(70_000)] }), 404);
+      assert.equal(await request('POST', '/docker-clair-proxy-test/sized', { sized: 'GET /fake2 HTTP/1.1\r\n\r\n' }), 404);
+      assert.equal(await request('HEAD', '/_ping'), 200);
+      assert.equal(await request('GET', '/version?x=1'), 200);
+    } finally {
+      agent.destroy();
+    }
+    assert.deepEqual(proxy.since(mark).map((q) => `${q.method} ${q.path}`), [
+      'GET /_ping', 'POST /docker-clair-proxy-test/chunked', 'POST /docker-clair-proxy-test/sized', 'HEAD /_ping', 'GET /version?x=1',
+    ]);
+    assert.equal(proxy.connections() - connections, 1, 'all on one keep-alive connection');
+    assert.equal(new Set(proxy.since(mark).map((q) => q.connection)).size, 1);
+  });
+});
+
+describe('docker clair scan through the docker CLI: findings, exit codes, exports', () => {
+  let clair: ClairDouble;
+  before(async () => {
+    clair = await startClairDouble();
+  });
+  after(() => clair?.close());
+
+  it('cold scan of debian12: exit 1, the fixture findings in the JSON report, exactly one export', { timeout: TIMEOUT }, async () => {
+    const mark = proxy.requests.length;
+    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+    assert.equal(r.code, 1, describeRun(r));
+    const report = parseReport(r.stdout, r);
+    assert.equal(report.images.length, 1);
+    const image = report.images[0] as JsonImage;
+    assert.equal(image.image.ref, TEST_IMAGES.debian12);
+    assert.equal(image.image.id, imageId(TEST_IMAGES.debian12));
+    assert.equal(image.verdict, 'fail');
+    const found = (id: string, pkg: string) => image.vulnerabilities.find((v) => v.id === id && v.package.name === pkg);
+    assert.equal(found('CVE-2099-0001', 'libc6')?.severity, 'Critical');
+    assert.equal(found('CVE-2099-0001', 'libc6')?.fixedIn, '2.36-9+deb12u99');
+    assert.equal(found('CVE-2099-0001', 'libc6')?.layer, diffIds(TEST_IMAGES.debian12)[0]);
+    assert.equal(found('CVE-2099-0002', 'bash')?.severity, 'High');
+    assert.equal(found('CVE-2099-0002', 'bash')?.fixedIn, null);
+    assert.equal(found('CVE-2099-0003', 'coreutils')?.severity, 'Medium');
+    assert.ok(image.packageCount > 50, `packageCount ${image.packageCount}`);
+
+    const seen = proxy.since(mark);
+    assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
+      `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
+    assert.equal(exports(seen).length, 1, `expected exactly one export:\n${showRequests(seen)}`);
+    assert.deepEqual(clair.layerFetches.map((f) => f.digest), diffIds(TEST_IMAGES.debian12));
+  });
+
+  it('warm rescan: same findings, and the daemon is never asked to export', { timeout: TIMEOUT }, async () => {
+    const mark = proxy.requests.length;
+    const fetches = clair.layerFetches.length;
+    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+    assert.equal(r.code, 1, describeRun(r));
+    const image = parseReport(r.stdout, r).images[0] as JsonImage;
+    assert.equal(image.vulnerabilities.find((v) => v.id === 'CVE-2099-0001' && v.package.name === 'libc6')?.severity, 'Critical');
+    const seen = proxy.since(mark);
+    // Not vacuous: the plugin did talk to the daemon through the proxy.
+    assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
+      `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
+    assert.deepEqual(exports(seen), [], `a warm rescan must not export:\n${showRequests(seen)}`);
+    assert.equal(clair.layerFetches.length, fetches, 'no layer fetched');
+  });
+
+  it('--fail-on none: exit 0 with the same findings', { timeout: TIMEOUT }, async () => {
+    const r = await dockerScan(['--clair', clair.url, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12]);
+    assert.equal(r.code, 0, describeRun(r));
+    const image = parseReport(r.stdout, r).images[0] as JsonImage;
+    assert.equal(image.verdict, 'pass');
+    assert.ok(image.vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
+  });
+
+  it('Clair already knows the base layer: scanning multilayer sends only its 3 new layers', { timeout: TIMEOUT }, async () => {
+    const layers = diffIds(TEST_IMAGES.multilayer);
+    assert.equal(layers.length, 4);
+    assert.equal(layers[0], diffIds(TEST_IMAGES.debian12)[0], 'multilayer is built on debian12');
+    assert.ok(clair.hasScannedLayer(layers[0] as string), 'the previous tests scanned the base layer');
+    const mark = proxy.requests.length;
+    const fetches = clair.layerFetches.length;
+    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
+    assert.equal(r.code, 1, describeRun(r));
+    const fetched = clair.layerFetches.slice(fetches).map((f) => f.digest);
+    assert.deepEqual([...fetched].sort(), layers.slice(1).sort(), 'every layer but the shared base, once each');
+    assert.equal(exports(proxy.since(mark)).length, 1, showRequests(proxy.since(mark)));
+    const fixture = (parseReport(r.stdout, r).images[0] as JsonImage).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
+    assert.equal(fixture?.id, 'CVE-2099-0013');
+    assert.equal(fixture?.layer, layers[2]);
+  });
+});
+
+describe('docker clair scan through the docker CLI: untrusted results and errors', () => {
+  it('empty vulnerability database: exit 3, verdict "untrusted"', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble({ emptyDb: true });
+    try {
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+      assert.equal(r.code, 3, describeRun(r));
+      const image = parseReport(r.stdout, r).images[0] as JsonImage;
+      assert.equal(image.verdict, 'untrusted');
+      assert.match(image.reason, /database is empty/);
+      assert.deepEqual(image.vulnerabilities, []);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('Clair unreachable: exit 2, one line on stderr naming the URL, nothing exported', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble();
+    const url = clair.url;
+    await clair.close();
+    const mark = proxy.requests.length;
+    const r = await dockerScan(['--clair', url, '--no-progress', TEST_IMAGES.debian12]);
+    assert.equal(r.code, 2, describeRun(r));
+    assert.equal(r.stdout, '');
+    const lines = stderrLines(r);
+    assert.equal(lines.length, 1, describeRun(r));
+    assert.ok(lines[0]?.startsWith('docker-clair: '), describeRun(r));
+    assert.ok(lines[0]?.includes(url), `the error does not name ${url}:\n${describeRun(r)}`);
+    assert.match(lines[0] ?? '', /ECONNREFUSED/);
+    assert.deepEqual(exports(proxy.since(mark)), []);
+  });
+
+  it('unknown image: exit 2, one line on stderr', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble();
+    try {
+      const r = await dockerScan(['--clair', clair.url, '--no-progress', 'docker-clair-test/not-there:0']);
+      assert.equal(r.code, 2, describeRun(r));
+      assert.equal(r.stdout, '');
+      const lines = stderrLines(r);
+      assert.equal(lines.length, 1, describeRun(r));
+      assert.match(lines[0] ?? '', /^docker-clair: image "docker-clair-test\/not-there:0" not found in the Docker daemon at /);
+    } finally {
+      await clair.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Zero disk
+
+interface TracedScan {
+  run: Finished;
+  /** Calls of the plugin process (all its threads) that can write to the file system. */
+  writes: ReturnType<typeof fileWrites>;
+  pluginPids: Set<number>;
+  /** /proc/<sh>/io after the traced tree was reaped: the I/O of strace, docker and the plugin together. */
+  io: Record<string, number>;
+}
+
+/**
+ * `docker clair scan ARGS` under `strace -f`, inside `sh -c` whose /proc/$$/io is read once strace (and with it
+ * docker and the plugin) has been reaped: Linux adds a reaped child's I/O counters to its parent's. strace's own
+ * output goes through a pipe to this process (fd 3), not to a file; the io counters come back on fd 4.
+ */
+async function tracedDockerScan(args: string[]): Promise<TracedScan> {
+  const script = 'strace "$@"; rc=$?; cat /proc/$$/io >&4; exit $rc';
+  const launched = launch('sh', ['-c', script, 'sh', ...straceArgs('|cat >&3'), 'docker', ...dockerScanArgs(args)], { extraPipes: 2 });
+  const run = await launched.done;
+  const events = parseStrace(run.extra[0] ?? '');
+  const pluginPids = processTree(events, (file, argv) => file === installed && argv.includes('scan'));
+  assert.ok(pluginPids.size > 1,
+    `strace did not show the plugin's execve and threads:\n${describeRun(run)}\n--- strace\n${(run.extra[0] ?? '').slice(0, 3000)}`);
+  const io = Object.fromEntries((run.extra[1] ?? '').split('\n').filter(Boolean).map((l) => {
+    const [k = '', v = ''] = l.split(':');
+    return [k.trim(), Number(v.trim())];
+  }));
+  assert.equal(typeof io.write_bytes, 'number', `no /proc/PID/io counters:\n${run.extra[1]}`);
+  return { run, writes: fileWrites(events, pluginPids), pluginPids, io };
+}
+
+describe('zero disk: the plugin writes no image bytes', () => {
+  before(() => {
+    assert.ok(straceAvailable(), 'strace is needed for the zero-disk tests: apt-get install strace (.ci/run installs it)');
+  });
+
+  it('a cold scan of multilayer with the report on stdout opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble();
+    try {
+      const mark = proxy.requests.length;
+      const t = await tracedDockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
+      assert.equal(t.run.code, 1, describeRun(t.run));
+      parseReport(t.run.stdout, t.run);
+      // The image really went through the plugin: one export, every layer fetched by Clair from the plugin.
+      assert.equal(exports(proxy.since(mark)).length, 1);
+      assert.deepEqual([...clair.layerFetches.map((f) => f.digest)].sort(), [...diffIds(TEST_IMAGES.multilayer)].sort());
+      const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
+      assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
+
+      const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
+      assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
+      assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('with --format json=<dir>/r.json only the report is written: a temp name in the same dir, then rename', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble();
+    const out = mkdtempSync(path.join(scratch, 'report-'));
+    const target = path.join(out, 'r.json');
+    try {
+      const t = await tracedDockerScan(['--clair', clair.url, '--no-progress', '--format', `json=${target}`, TEST_IMAGES.multilayer]);
+      assert.equal(t.run.code, 1, describeRun(t.run));
+      assert.equal(t.run.stdout, '', 'the only report goes to the file');
+      assert.deepEqual(readdirSync(out), ['r.json']);
+      const reportText = readFileSync(target, 'utf8');
+      const report = parseReport(reportText);
+      assert.equal(report.images[0]?.image.ref, TEST_IMAGES.multilayer);
+      assert.equal(clair.layerFetches.length, 4, 'a cold scan: every layer went through the plugin');
+
+      const writes = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
+      // Node's recursive mkdir of an existing directory: a mkdir that fails with EEXIST changes nothing.
+      const changing = writes.filter((w) => !(/^mkdir/.test(w.call) && /EEXIST/.test(w.ret) && target.startsWith(`${w.paths[0]}/`)));
+      const opens = changing.filter((w) => /^(open|creat)/.test(w.call));
+      const renames = changing.filter((w) => /^rename/.test(w.call));
+      assert.equal(opens.length, 1, `exactly one file opened for writing:\n${changing.map((w) => w.line).join('\n')}`);
+      assert.equal(renames.length, 1, `exactly one rename:\n${changing.map((w) => w.line).join('\n')}`);
+      assert.equal(changing.length, 2, changing.map((w) => w.line).join('\n'));
+      const temp = opens[0]?.paths[0] ?? '';
+      assert.equal(path.dirname(temp), out, 'the temporary file is in the report directory');
+      assert.notEqual(temp, target, 'the report is not written in place');
+      assert.match(opens[0]?.flags ?? '', /O_CREAT/);
+      assert.match(opens[0]?.flags ?? '', /O_EXCL/, 'the temporary name is created exclusively');
+      assert.deepEqual(renames[0]?.paths, [temp, target], 'then renamed over the target');
+      assert.match(renames[0]?.ret ?? '', /^0/);
+      // Whatever reached the disk is the report, not a layer (the smallest layer of a multi-MB image dwarfs it).
+      const reportBytes = Buffer.byteLength(reportText);
+      const written = t.io.write_bytes ?? NaN;
+      assert.ok(written <= Math.ceil(reportBytes / 4096) * 4096 + 64 * 1024, `write_bytes ${written} for a report of ${reportBytes} bytes`);
+      // The counters do see the plugin's writes (through strace and docker): the report's pages were counted.
+      // tmpfs has no writeback, so nothing is counted there.
+      if (fsType(out) !== 'tmpfs') assert.ok(written > 0, `write_bytes is ${written} although the report was written to ${fsType(out)}`);
+    } finally {
+      await clair.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// SIGINT mid-scan
+
+describe('SIGINT mid-scan: exit 130, listener closed, no report left behind', () => {
+  /**
+   * Starts a cold scan whose first index call Clair holds for 30 s, waits until Clair has the manifest (the
+   * layer server is listening and the save stream is open), interrupts it with `interrupt`, and checks the
+   * aftermath.
+   */
+  async function interruptedScan(start: (args: string[]) => Launched, interrupt: (l: Launched) => void, why: RegExp): Promise<void> {
+    const gate = indexGate({ index: () => ({ kind: 'delay', ms: 30_000 }) });
+    const clair = await startClairDouble({ faults: gate.faults });
+    const out = mkdtempSync(path.join(scratch, 'cancel-'));
+    const target = path.join(out, 'out.json');
+    try {
+      const launched = start(['--clair', clair.url, '--no-progress', '--format', `json=${target}`, TEST_IMAGES.debian12]);
+      const manifest = await beforeExit(gate.first, launched, "Clair's index hook was called");
+      const uri = manifest.layers[0]?.uri ?? '';
+      const port = Number(new URL(uri).port);
+      assert.ok(port > 0, `no layer URI in the manifest: ${JSON.stringify(manifest)}`);
+      assert.equal(await connectOutcome(port), 'connected', 'the layer server is listening while the scan is in flight');
+
+      const sentAt = Date.now();
+      interrupt(launched);
+      const r = await launched.done;
+      assert.equal(r.code, 130, describeRun(r));
+      assert.ok(Date.now() - sentAt < 20_000, `took ${Date.now() - sentAt} ms to stop: Clair's 30 s delay was waited out`);
+      const lines = stderrLines(r);
+      assert.equal(lines.length, 1, describeRun(r));
+      assert.match(lines[0] ?? '', /^docker-clair: .*cancel/i, describeRun(r));
+      assert.match(lines[0] ?? '', why, describeRun(r));
+      assert.equal(r.stdout, '');
+      assert.deepEqual(readdirSync(out), [], 'no report and no temporary file left behind');
+      assert.equal(await connectOutcome(port), 'ECONNREFUSED', 'the layer server is closed');
+      assert.equal(gate.manifests.length, 1, 'nothing indexed after the interruption');
+    } finally {
+      await clair.close();
+    }
+  }
+
+  it('the binary run directly gets SIGINT', { timeout: TIMEOUT }, async () => {
+    await interruptedScan(
+      (args) => launch(installed, ['scan', '-H', proxy.host, ...args]),
+      (l) => l.child.kill('SIGINT'),
+      /cancelled \(SIGINT\)/,
+    );
+  });
+
+  it('through the docker CLI (stdout not a TTY): SIGINT to docker closes the plugin socket, the status is passed through', { timeout: TIMEOUT }, async () => {
+    await interruptedScan(
+      (args) => launch('docker', dockerScanArgs(args)),
+      // Only the docker CLI gets the signal (the plugin is in another process group than any terminal here):
+      // it closes the plugin socket, which is the plugin's cancel notice.
+      (l) => l.child.kill('SIGINT'),
+      // The plugin got no signal itself: it noticed the socket closing.
+      /cancelled \(the docker CLI asked to stop\)/,
+    );
+  });
+});
