@@ -95,7 +95,8 @@ async function scanAll(
 
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
   const binding = await chooseLayerBinding(indexerUrl, options.layerAddress);
-  const progress = options.progress ? lineProgress(deps.stderr) : silentProgress;
+  // Progress is for people watching a terminal; CI logs get the report and errors only.
+  const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;
 
   const outcomes: ImageOutcome[] = [];
   for (const { ref, open } of images.targets) {

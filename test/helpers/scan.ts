@@ -26,6 +26,8 @@ export interface ScanInProcessOptions {
   stdin?: Readable;
   /** false: no daemon at all (for --input); default: the test daemon, with its source exposed for counting. */
   daemon?: boolean;
+  /** Pretend stderr is a terminal (progress is shown only there). */
+  stderrIsTTY?: boolean;
 }
 
 export async function scanInProcess(args: string[], options: ScanInProcessOptions = {}): Promise<ScanRun> {
@@ -43,7 +45,7 @@ export async function scanInProcess(args: string[], options: ScanInProcessOption
       source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
     }
     const code = await runScan(scanOptions, globals, {
-      env, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: false,
+      env, stdout, stderr, stdoutIsTTY: false, stderrIsTTY: Boolean(options.stderrIsTTY),
       log: createLogger(stderr, { debug: Boolean(globals.debug) }),
       signal: options.signal ?? new AbortController().signal,
       ...(source ? { source } : {}),

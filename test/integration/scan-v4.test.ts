@@ -69,12 +69,16 @@ describe('scan on Clair v4 (cold, warm, shared base)', () => {
     assert.equal((await scanInProcess(['--clair', clair.url, '-q', '--fail-on', 'none', TEST_IMAGES.debian12])).code, 0);
   });
 
-  it('the table goes to stdout and progress to stderr', async () => {
-    const run = await scanInProcess(['--clair', clair.url, TEST_IMAGES.debian12]);
+  it('the table goes to stdout; progress goes to stderr only when it is a terminal', async () => {
+    const run = await scanInProcess(['--clair', clair.url, TEST_IMAGES.debian12], { stderrIsTTY: true });
     assert.match(run.stdout, /CVE-2099-0001/);
     assert.doesNotMatch(run.stdout, /matching vulnerabilities/);
     assert.match(run.stderr, /matching vulnerabilities/);
     assert.doesNotMatch(run.stdout, /\u001b\[/, 'no colour when stdout is not a terminal');
+    const ci = await scanInProcess(['--clair', clair.url, TEST_IMAGES.debian12]);
+    assert.equal(ci.stderr, '', 'nothing on a non-terminal stderr but errors');
+    const quiet = await scanInProcess(['--clair', clair.url, '--no-progress', TEST_IMAGES.debian12], { stderrIsTTY: true });
+    assert.equal(quiet.stderr, '');
   });
 });
 

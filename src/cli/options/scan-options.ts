@@ -121,7 +121,7 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       group: 'Policy:',
     })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print nothing but the report and errors', group: 'Output:' })
-    .option('progress', { type: 'boolean', default: true, describe: 'Show progress on stderr (--no-progress to hide)', group: 'Output:' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Show progress on stderr when it is a terminal (--no-progress to hide)', group: 'Output:' })
     .option('color', { type: 'boolean', describe: 'Colour the table (--no-color to disable; NO_COLOR is honoured)', group: 'Output:' });
 }
 
