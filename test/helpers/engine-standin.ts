@@ -345,6 +345,6 @@ function readTar(path: string): tar.Extract {
 // ---------------------------------------------------------------------------------------------------------------
 // In-process scans with a given stdin and no daemon.
 
-export function scanWithStdin(args: string[], options: { stdin?: Readable; env?: Record<string, string> } = {}): Promise<ScanRun> {
+export function scanWithStdin(args: string[], options: { stdin?: Readable; env?: Record<string, string>; stderrIsTTY?: boolean } = {}): Promise<ScanRun> {
   return scanInProcess(args, { ...options, daemon: false });
 }

@@ -94,7 +94,7 @@ after(async () => {
 describe('legacy save from the real daemon (the baseline)', { timeout: 300_000 }, () => {
   it('finds the fixture; progress numbers layers K/N in image order, not in the order the save streams them', async () => {
     await withDouble(async (clair) => {
-      const run = await scanInProcess(['--clair', clair.url, '--format', 'json', REF]);
+      const run = await scanInProcess(['--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(run.code, 1, run.stderr);
       assert.equal(run.stats.saves, 1);
       baseline = findings(run);
@@ -133,7 +133,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
 
   it('OCI layout: one /get cold, none warm; layers are the diffIDs; the legacy findings; K/N in image order', async () => {
     await withDouble(async (clair) => withStandin({ saves: [{ path: oci.path }] }, async (engine) => {
-      const cold = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF]);
+      const cold = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(cold.code, 1, cold.stderr);
       assert.equal(engine.exports(), 1);
       assert.equal(cold.stats.saves, 1);
@@ -145,7 +145,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       for (const line of lines) assert.equal(line.short, short(diffIds[line.k - 1] as string), line.line);
 
       const fetches = clair.layerFetches.length;
-      const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF]);
+      const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(engine.exports(), 1, 'a warm rescan must not call /images/{name}/get');
       assert.equal(warm.stats.saves, 0);
@@ -157,7 +157,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
   it('containerd store: Clair gets the gzip and zstd blobs as stored, under their compressed digests', async () => {
     assert.deepEqual([...containerd.compression.values()], ['gzip', 'gzip', 'gzip', 'zstd']);
     await withDouble(async (clair) => withStandin({ saves: [{ path: containerd.path, store: 'containerd' }], engineVersion: '29.0.0', apiVersion: '1.52' }, async (engine) => {
-      const cold = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF]);
+      const cold = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(cold.code, 1, cold.stderr);
       assert.equal(engine.exports(), 1);
       const fetched = clair.layerFetches.map((f) => f.digest);
@@ -171,7 +171,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       // Blob digests are not in RootFS.Layers: counted in stream order, against the image's layer count.
       assert.deepEqual(layerLines(cold.stderr).map((l) => `${l.k}/${l.n}`), ['1/4', '2/4', '3/4', '4/4'], cold.stderr);
 
-      const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF]);
+      const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(engine.exports(), 1, 'a warm rescan must not call /images/{name}/get');
       assert.equal(clair.layerFetches.length, 4);

@@ -1,0 +1,247 @@
+// `docker clair scan` end to end on the legacy Clair v1 API (Clair 1.x/2.x), in-process: the real daemon, the
+// real test images, the Clair double in v1 mode fetching layers over HTTP from the layer server, parent first.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
+import { startClairDouble, type ClairDouble } from '../double/server.js';
+import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
+import { firstImage, scanInProcess } from '../helpers/scan.js';
+
+const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
+const v1 = (clair: ClairDouble, ...args: string[]) => ['--clair', clair.url, '--clair-api', 'v1', ...args];
+
+describe('scan on Clair v1 (cold, warm, shared base)', () => {
+  let clair: ClairDouble;
+  before(async () => {
+    clair = await startClairDouble({ api: 'v1' });
+  });
+  after(() => clair.close());
+
+  it('cold scan of Debian 12 (API auto-detected): one export, its layer posted, the fixture findings, exit 1', async () => {
+    const run = await scanInProcess(['--debug', '--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /Clair API: v1 \(GET .*\/indexer\/api\/v1\/index_state answered 404, GET .*\/v1\/namespaces answered 200\)/);
+    assert.match(run.stderr, /Clair v1: 1 pass\(es\) over docker save/);
+    assert.equal(run.stats.saves, 1);
+    const layers = diffIds(TEST_IMAGES.debian12);
+    assert.equal(layers.length, 1);
+    assert.deepEqual(clair.v1Layers(), v1LayerNames(layers));
+    assert.equal(clair.layerFetches.length, 1);
+    assert.match(clair.layerFetches[0]?.uri ?? '', new RegExp(`/layers/${layers[0]}$`));
+    assert.match(clair.layerFetches[0]?.requestHeaders['Authorization']?.[0] ?? '', /^Bearer \S{20,}$/, 'the per-scan secret is sent');
+    assert.equal(run.stats.layersSent, 1);
+    const image = firstImage(run);
+    assert.equal(image.verdict, 'fail');
+    const found = (id: string, pkg: string) => image.vulnerabilities.find((v) => v.id === id && v.package.name === pkg);
+    // v1 features are SOURCE packages: glibc, not libc6.
+    assert.equal(found('CVE-2099-0001', 'glibc')?.severity, 'Critical');
+    assert.equal(found('CVE-2099-0001', 'glibc')?.fixedIn, '2.36-9+deb12u99');
+    assert.equal(found('CVE-2099-0001', 'glibc')?.layer, layers[0], 'AddedBy maps back to the layer digest');
+    assert.equal(found('CVE-2099-0001', 'libc6'), undefined);
+    assert.equal(found('CVE-2099-0002', 'bash')?.severity, 'High');
+    assert.equal(found('CVE-2099-0002', 'bash')?.fixedIn, null, 'an unfixed vulnerability has no fixedIn');
+    const perl = image.vulnerabilities.find((v) => v.package.name === 'perl' && v.severity === 'Critical');
+    assert.ok(perl, 'Defcon1 (perl) becomes Critical');
+    const severities = new Set(image.vulnerabilities.map((v) => v.severity));
+    for (const s of ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown']) assert.ok(severities.has(s), s);
+    assert.ok(image.packageCount > 20);
+  });
+
+  it('warm rescan: no docker save at all, no layer fetched, same findings', async () => {
+    const fetchesBefore = clair.layerFetches.length;
+    const run = await scanInProcess(v1(clair, '--format', 'json', TEST_IMAGES.debian12));
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.stats.saves, 0, 'a warm rescan must not export the image');
+    assert.equal(clair.layerFetches.length, fetchesBefore);
+    assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
+  });
+
+  it('an image sharing the base layer: only the new layers are posted, parent first, in one pass', async (t) => {
+    const fetchesBefore = clair.layerFetches.length;
+    const run = await scanInProcess(v1(clair, '--debug', '--format', 'json', TEST_IMAGES.multilayer));
+    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.stats.saves, 1, 'the default --v1-buffer holds every out-of-order layer');
+    t.diagnostic(`multilayer, default cap, base known: ${run.stats.saves} docker save pass(es); ${/at most \d+ bytes held in memory/.exec(run.stderr)?.[0] ?? ''}`);
+    const layers = diffIds(TEST_IMAGES.multilayer);
+    assert.equal(layers.length, 4);
+    const names = v1LayerNames(layers);
+    const fetched = clair.layerFetches.slice(fetchesBefore).map((f) => f.digest);
+    assert.deepEqual(fetched, names.slice(1), 'every layer but the shared base, once each, in image order');
+    const fixture = firstImage(run).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
+    assert.equal(fixture?.id, 'CVE-2099-0013');
+    assert.equal(fixture?.package.version, '1.2.3-1');
+    assert.equal(fixture?.layer, layers[2], 'introduced by the dpkg -i layer');
+  });
+
+  it('--fail-on decides the exit code; none never fails on findings', async () => {
+    assert.equal((await scanInProcess(v1(clair, '-q', '--fail-on', 'critical', TEST_IMAGES.debian12))).code, 1);
+    assert.equal((await scanInProcess(v1(clair, '-q', '--fail-on', 'none', TEST_IMAGES.debian12))).code, 0);
+  });
+
+  it('every report format: the table on stdout, json to a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'docker-clair-v1-'));
+    try {
+      const file = join(dir, 'report.json');
+      const run = await scanInProcess(v1(clair, '--format', 'table', '--format', `json=${file}`, TEST_IMAGES.multilayer));
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stdout, /CVE-2099-0013/);
+      assert.match(run.stdout, /CVE-2099-0001/);
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { images: { verdict: string; vulnerabilities: { id: string }[] }[] };
+      assert.equal(doc.images[0]?.verdict, 'fail');
+      assert.ok(doc.images[0]?.vulnerabilities.some((v) => v.id === 'CVE-2099-0013'));
+      assert.equal(run.stderr, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('scan on Clair v1: memory cap and docker save passes', () => {
+  for (const [image, cap] of [
+    [TEST_IMAGES.debian12, undefined], [TEST_IMAGES.debian12, '1'],
+    [TEST_IMAGES.multilayer, undefined], [TEST_IMAGES.multilayer, '1'],
+  ] as const) {
+    it(`${image}, cold, --v1-buffer ${cap ?? 'default (256MiB)'}: every layer posted parent first`, async (t) => {
+      const clair = await startClairDouble({ api: 'v1' });
+      try {
+        const run = await scanInProcess(v1(clair, '--debug', '--format', 'json', ...(cap ? ['--v1-buffer', cap] : []), image));
+        assert.equal(run.code, 1, run.stderr);
+        const layers = diffIds(image);
+        assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(layers), 'each layer fetched once, in image order');
+        const memory = /at most (\d+) bytes held in memory/.exec(run.stderr);
+        t.diagnostic(`${image}: ${layers.length} layer(s), --v1-buffer ${cap ?? 'default'}: ${run.stats.saves} docker save pass(es), ${memory?.[1]} bytes buffered at most`);
+        if (cap === '1') assert.equal(memory?.[1], '0', 'nothing may be buffered under a 1-byte cap');
+        if (cap === undefined || layers.length === 1) assert.equal(run.stats.saves, 1);
+        else assert.ok(run.stats.saves >= 1 && run.stats.saves <= layers.length);
+        assert.match(run.stderr, new RegExp(`Clair v1: ${run.stats.saves} pass\\(es\\)`));
+      } finally {
+        await clair.close();
+      }
+    });
+  }
+
+  it('--v1-buffer must be a size', async () => {
+    const run = await scanInProcess(['--clair', 'http://127.0.0.1:1', '--v1-buffer', 'lots', TEST_IMAGES.debian12]);
+    assert.equal(run.code, 2);
+    assert.match(run.error?.message ?? '', /invalid --v1-buffer "lots"/);
+  });
+});
+
+describe('scan on Clair v1: auto-detection', () => {
+  it('a Clair speaking both APIs is used as v4', async () => {
+    const clair = await startClairDouble({ api: 'both' });
+    try {
+      const run = await scanInProcess(['--debug', '--clair', clair.url, '-q', '--fail-on', 'none', TEST_IMAGES.debian12]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /Clair API: v4 \(GET .*index_state answered 200\)/);
+      assert.deepEqual(clair.v1Layers(), []);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('a v4 Clair requiring PSK auth (401) is detected as v4', async () => {
+    const key = Buffer.from('docker-clair test key material').toString('base64');
+    const clair = await startClairDouble({ psk: key, issuers: ['docker-clair'] });
+    try {
+      const run = await scanInProcess(['--debug', '--clair', clair.url, '--fail-on', 'none', TEST_IMAGES.debian12], { env: { CLAIR_PSK: key } });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /Clair API: v4 \(GET .*index_state answered 401\)/);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('--clair-api v1 with --indexer/--matcher is a usage error', async () => {
+    const run = await scanInProcess(['--indexer', 'http://127.0.0.1:1', '--matcher', 'http://127.0.0.1:1', '--clair-api', 'v1', TEST_IMAGES.debian12]);
+    assert.equal(run.code, 2);
+    assert.match(run.error?.message ?? '', /Clair v4 options/);
+  });
+});
+
+describe('scan on Clair v1: results that cannot be trusted', () => {
+  it('no vulnerabilities in the image namespace (empty database) is exit 3, never clean', async () => {
+    const clair = await startClairDouble({ api: 'v1', vulns: [] });
+    try {
+      const run = await scanInProcess(v1(clair, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12));
+      assert.equal(run.code, 3, run.stderr);
+      const image = firstImage(run);
+      assert.equal(image.verdict, 'untrusted');
+      assert.match(image.reason, /no vulnerabilities for debian:12/);
+      assert.deepEqual(image.vulnerabilities, []);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('422 "OS and/or package manager are not supported" is exit 3 with that reason', async () => {
+    const clair = await startClairDouble({
+      api: 'v1', faults: { v1PostLayer: () => ({ kind: 'error', status: 422, message: 'worker: OS and/or package manager are not supported' }) },
+    });
+    try {
+      const run = await scanInProcess(v1(clair, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.multilayer));
+      assert.equal(run.code, 3, run.stderr);
+      const image = firstImage(run);
+      assert.equal(image.verdict, 'untrusted');
+      assert.match(image.reason, /OS and\/or package manager are not supported/);
+    } finally {
+      await clair.close();
+    }
+  });
+});
+
+describe('scan on Clair v1: errors', () => {
+  const withFault = async (status: number, message: string, args: string[] = []) => {
+    const clair = await startClairDouble({ api: 'v1', faults: { v1PostLayer: () => ({ kind: 'error', status, message }) } });
+    try {
+      return await scanInProcess(v1(clair, '-q', ...args, TEST_IMAGES.debian12));
+    } finally {
+      await clair.close();
+    }
+  };
+
+  it('Clair cannot fetch the layer (400 could not find layer): exit 2 telling to set --layer-address', async () => {
+    const run = await withFault(400, 'could not find layer');
+    assert.equal(run.code, 2);
+    assert.equal(run.error?.code, 'CLAIR_INDEX');
+    assert.match(run.error?.message ?? '', /Clair could not fetch layer [0-9a-f]{64} from the layer server at http:\/\/127\.0\.0\.1:\d+ \(400: could not find layer\)/);
+    assert.match(run.error?.hint ?? '', /--layer-address/);
+  });
+
+  it('a real unreachable layer address gives the same advice', async () => {
+    const clair = await startClairDouble({ api: 'v1' });
+    try {
+      // The layer server binds on loopback but advertises an address nobody listens on.
+      const run = await scanInProcess(v1(clair, '-q', '--layer-address', '127.0.0.2:1', TEST_IMAGES.debian12));
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.error?.hint ?? '', /--layer-address/);
+    } finally {
+      await clair.close();
+    }
+  });
+
+  it('parent unknown (400): exit 2 naming the parent', async () => {
+    const run = await withFault(400, 'worker: parent layer is unknown, it must be processed first');
+    assert.equal(run.code, 2);
+    assert.match(run.error?.message ?? '', /does not know the parent .* parent layer is unknown/);
+  });
+
+  it('422 for a layer that is not a tar: exit 2 (not "unsupported")', async () => {
+    const run = await withFault(422, 'tarutil: could not extract the archive');
+    assert.equal(run.code, 2);
+    assert.match(run.error?.message ?? '', /Clair could not read layer [0-9a-f]{64} \(422: tarutil: could not extract the archive\)/);
+  });
+
+  it('--clair-api v1 against a v4-only Clair: exit 2', async () => {
+    const clair = await startClairDouble({ api: 'v4' });
+    try {
+      const run = await scanInProcess(v1(clair, '-q', TEST_IMAGES.debian12));
+      assert.equal(run.code, 2);
+    } finally {
+      await clair.close();
+    }
+  });
+});
