@@ -39,6 +39,11 @@ export interface ImageSource {
   save(id: string, options?: { signal?: AbortSignal }): Promise<Readable>;
   /** How many exports this source has started (benchmarks and tests assert on it). */
   readonly saveCount: number;
+  /**
+   * When a container of this daemon publishes `port` (Clair in Docker, reached on loopback), the gateway
+   * address of its network: the host address that container can reach.
+   */
+  publishedPortGateway?(port: number): Promise<string | undefined>;
 }
 
 interface SignalCalls {
@@ -139,6 +144,21 @@ export class DockerImageSource implements ImageSource {
       }
     }
     return stream;
+  }
+
+  async publishedPortGateway(port: number): Promise<string | undefined> {
+    let containers: Dockerode.ContainerInfo[];
+    try {
+      containers = await this.docker.listContainers({ filters: JSON.stringify({ publish: [String(port)] }) });
+    } catch {
+      return undefined; // best effort: the caller falls back to loopback
+    }
+    for (const container of containers) {
+      for (const network of Object.values(container.NetworkSettings?.Networks ?? {})) {
+        if (network.Gateway) return network.Gateway;
+      }
+    }
+    return undefined;
   }
 
   private unreachable(error: unknown, timedOut: boolean): DaemonUnreachableError {

@@ -16,7 +16,10 @@ export interface LayerBinding {
   why: string;
 }
 
-export async function chooseLayerBinding(clairUrl: URL, option?: LayerAddress): Promise<LayerBinding> {
+/** Asks the Docker daemon which network gateway reaches a container publishing `port`, if any. */
+export type PublishedPortGateway = (port: number) => Promise<string | undefined>;
+
+export async function chooseLayerBinding(clairUrl: URL, option?: LayerAddress, publishedPortGateway?: PublishedPortGateway): Promise<LayerBinding> {
   if (option) {
     // An address of this machine is bound directly; anything else (a NAT or DNS name) is advertised
     // while listening on every interface.
@@ -36,10 +39,19 @@ export async function chooseLayerBinding(clairUrl: URL, option?: LayerAddress): 
     throw new LayerServeError(`cannot resolve Clair's host "${clairHost}" to choose a layer-server address`,
       'pass --layer-address HOST[:PORT] with an address of this machine that Clair can reach', { cause: error });
   }
+  const clairPort = Number(clairUrl.port) || (clairUrl.protocol === 'https:' ? 443 : 80);
+  if (isLoopback(clairIp) && publishedPortGateway) {
+    // Clair published on loopback from a container: from inside it, loopback is the container itself, so
+    // the layer server must be on the gateway of the container's network (a host address it can reach).
+    const gateway = await publishedPortGateway(clairPort);
+    if (gateway) {
+      return { listenHost: gateway, listenPort: 0, advertiseHost: gateway, why: `Clair runs in a container publishing port ${clairPort}; its network gateway` };
+    }
+  }
   if (isLoopback(clairIp)) {
     return { listenHost: clairIp.includes(':') ? '::1' : '127.0.0.1', listenPort: 0, advertiseHost: clairIp.includes(':') ? '::1' : '127.0.0.1', why: `Clair is on loopback (${clairIp})` };
   }
-  const local = await routeSource(clairIp, Number(clairUrl.port) || (clairUrl.protocol === 'https:' ? 443 : 80));
+  const local = await routeSource(clairIp, clairPort);
   return { listenHost: local, listenPort: 0, advertiseHost: local, why: `the local address that routes to Clair (${clairIp})` };
 }
 
