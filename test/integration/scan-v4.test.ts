@@ -129,6 +129,39 @@ describe('scan on Clair v4: errors', () => {
     }
   });
 
+  it('Clair dropping a layer mid-way and asking again: 409 for the retry, exit 2 saying why', async () => {
+    let retryStatus = 0;
+    let firstBytes = 0;
+    const clair = await startClairDouble({
+      faults: {
+        // Behaves like a Clair whose fetch broke off and that then retried (real Clair never retries).
+        index: async (manifest) => {
+          const layer = manifest.layers[0];
+          if (!layer || manifest.layers.length !== 1) return undefined;
+          const headers = Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? '']));
+          const first = await fetch(layer.uri, { headers });
+          const reader = first.body!.getReader();
+          firstBytes = (await reader.read()).value?.length ?? 0;
+          await reader.cancel();
+          const again = await fetch(layer.uri, { headers });
+          retryStatus = again.status;
+          await again.body?.cancel();
+          return { kind: 'error', status: 500, message: `failed to start scan: fetcher: unexpected status code: ${again.status}` };
+        },
+      },
+    });
+    try {
+      const run = await scanInProcess(['--clair', clair.url, '-q', TEST_IMAGES.debian12]);
+      assert.ok(firstBytes > 0, 'the first GET started streaming');
+      assert.equal(retryStatus, 409);
+      assert.equal(run.code, 2);
+      assert.equal(run.error?.code, 'CLAIR_INDEX');
+      assert.match(run.error?.message ?? '', /unexpected status code: 409.*streams from docker save once; Clair asked for it again/);
+    } finally {
+      await clair.close();
+    }
+  });
+
   it('429 twice, then accepted: retried with backoff', async () => {
     let refusals = 0;
     const clair = await startClairDouble({
