@@ -28,15 +28,21 @@ export interface ImageVerdict {
 /** A finding a filter took out of the decision, with the rule that did it. */
 export interface Suppression {
   finding: Finding;
-  /** Which rule: e.g. "ignore-file:.clairignore:3", "ignore-unfixed". */
+  /** Which rule: where it is written ("path:line" of an ignore-file entry) or the option ("--ignore-unfixed"). */
   rule: string;
+  /** Why: the rule's own reason when it gives one, else a sentence saying what matched. */
   reason: string;
+  /** YYYY-MM-DD when the rule that hid it expires. */
+  expires?: string;
 }
+
+/** What a filter says when it suppresses a finding. */
+export type SuppressionHit = Omit<Suppression, 'finding'>;
 
 /** The seam for issue 5: the ignore file and --ignore-unfixed are filters applied before the verdict. */
 export interface FindingFilter {
   /** Returns why the finding is suppressed, or undefined to keep it. */
-  suppress(finding: Finding, scan: ImageScan): { rule: string; reason: string } | undefined;
+  suppress(finding: Finding, scan: ImageScan): SuppressionHit | undefined;
 }
 
 export interface FilteredFindings {
@@ -48,7 +54,7 @@ export function filterFindings(scan: ImageScan, filters: readonly FindingFilter[
   const kept: Finding[] = [];
   const suppressed: Suppression[] = [];
   for (const finding of scan.findings) {
-    let hit: { rule: string; reason: string } | undefined;
+    let hit: SuppressionHit | undefined;
     for (const filter of filters) {
       hit = filter.suppress(finding, scan);
       if (hit) break;
@@ -90,7 +96,12 @@ export interface Evaluation extends ImageVerdict {
 /** Filters, then decides: the whole policy step for one image. */
 export function evaluateScan(scan: ImageScan, policy: PolicyOptions & { filters?: readonly FindingFilter[] }): Evaluation {
   const { kept, suppressed } = filterFindings(scan, policy.filters);
-  return { ...decideVerdict(scan, policy, kept), suppressed };
+  const decided = decideVerdict(scan, policy, kept);
+  if (suppressed.length === 0 || decided.verdict === 'untrusted') return { ...decided, suppressed };
+  // The reason says that ignoring played a part, so "clean" is never claimed for an image whose findings were ignored.
+  const ignored = `${plural(suppressed.length, 'finding')} ignored by policy`;
+  const reason = kept.length === 0 ? `no vulnerabilities left: ${ignored}` : `${decided.reason}; ${ignored}`;
+  return { ...decided, reason, suppressed };
 }
 
 function atOrAbove(findings: readonly Finding[], threshold: Severity): Finding[] {

@@ -1,33 +1,50 @@
-// `--format json`: a versioned document for machines. Pure: Report in, string out.
+// `--format json`: a versioned document for machines. Pure: Report in, string out. Its JSON Schema (draft
+// 2020-12) is committed at schema/report.schema.json, and the tests validate every JSON output against it.
 //
-// Stability rules: `schemaVersion` changes only on a breaking change (a field removed, renamed or retyped);
-// new fields may appear in the same version. Every documented key is always present: optional values are
-// null rather than missing (fixedIn, layer, description, title, distribution, image.digest), so consumers can
-// tell "none" from "not emitted". Arrays are never null. Findings keep the model's order (severity
-// descending, then id, package). Clair text is emitted verbatim; JSON escaping makes control characters inert.
+// Stability rules: `schemaVersion` changes only on a breaking change (a field removed, renamed or retyped, or
+// its meaning changed); new fields may appear in the same version. Every documented key is always present:
+// optional values are null rather than missing (fixedIn, layer, description, title, distribution, image.digest),
+// so consumers can tell "none" from "not emitted". Arrays are never null. Findings keep the model's order
+// (severity descending, then id, package). Clair text is emitted verbatim; JSON escaping makes control
+// characters inert.
+//
+// Version 2 (issue 5): `vulnerabilities` lists only what is neither ignored nor hidden by --min-severity;
+// ignored findings move to `ignored` with the rule that hid them; `summary` counts the findings left after the
+// ignore rules (hidden ones included), `hidden` says how many rows --min-severity hid. New: `minSeverity`,
+// `ignoreFile`, `ignoreUnfixed`, `expiredRules`.
 //
 // {
-//   "schemaVersion": 1,
-//   "tool": {"name", "version"}, "generatedAt": ISO 8601, "failOn": "High" | … | "none",
+//   "schemaVersion": 2,
+//   "tool": {"name", "version"}, "generatedAt": ISO 8601,
+//   "failOn": "High" | … | "none",            // the threshold: findings at or above it fail the image
+//   "minSeverity": "Low" | … | null,          // rows below it are hidden; does not change the verdict
+//   "ignoreFile": path | null, "ignoreUnfixed": bool,
+//   "expiredRules": [{"id", "package"|null, "image"|null, "expires", "reason"|null, "source": "path:line"}],
 //   "images": [
 //     { "image": {"ref", "id", "digest"|null},
 //       "verdict": "pass"|"fail"|"untrusted", "reason": string,
 //       "distribution": {"id", "version", "prettyName"|null} | null,
 //       "packageCount": n,
 //       "summary": {"Critical": n, "High": n, "Medium": n, "Low": n, "Negligible": n, "Unknown": n},
-//       "failing": n,                      // findings at or above failOn
+//       "failing": n,                      // findings at or above failOn (after the ignore rules)
+//       "hidden": n,                       // findings not listed because of minSeverity
 //       "trust": [{"kind", "message"}],   // why the verdict is untrusted (empty otherwise)
 //       "vulnerabilities": [
 //         { "id", "title"|null, "severity", "vendorSeverity"|null,
 //           "package": {"name", "version", "source": {"name", "version"|null}|null},
-//           "fixedIn"|null, "layer"|null, "links": [string], "description"|null } ] },
+//           "fixedIn"|null, "layer"|null, "links": [string], "description"|null } ],
+//       "ignored": [
+//         { "id", "severity", "package": {"name", "version"}, "fixedIn"|null,
+//           "rule": {"source": "path:line" | "--ignore-unfixed", "reason", "expires"|null} } ] },
 //     { "image": {"ref", "id"|null, "digest"|null}, "verdict": "error", "reason": string,
 //       "error": {"message", "code"|null} } ] }
 import type { Finding } from '../findings/model.js';
 import { SEVERITIES, type Severity } from '../findings/severity.js';
-import type { ImageOutcome, Report } from './model.js';
+import type { IgnoreRule } from '../policy/ignore-file.js';
+import type { Suppression } from '../policy/verdict.js';
+import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
 
-export const JSON_SCHEMA_VERSION = 1;
+export const JSON_SCHEMA_VERSION = 2;
 
 export function renderJson(report: Report): string {
   const doc = {
@@ -35,12 +52,16 @@ export function renderJson(report: Report): string {
     tool: { name: report.tool.name, version: report.tool.version },
     generatedAt: report.generatedAt,
     failOn: report.failOn,
-    images: report.images.map(imageJson),
+    minSeverity: report.minSeverity ?? null,
+    ignoreFile: report.ignoreFile ?? null,
+    ignoreUnfixed: report.ignoreUnfixed ?? false,
+    expiredRules: (report.expiredRules ?? []).map(expiredJson),
+    images: report.images.map((image) => imageJson(image, report)),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-function imageJson(outcome: ImageOutcome) {
+function imageJson(outcome: ImageOutcome, report: Report) {
   if (outcome.kind === 'error') {
     return {
       image: { ref: outcome.image.ref, id: outcome.image.id ?? null, digest: outcome.image.digest ?? null },
@@ -51,16 +72,20 @@ function imageJson(outcome: ImageOutcome) {
   }
   const { scan, verdict } = outcome;
   const dist = scan.distribution;
+  const kept = keptFindings(outcome);
+  const visible = visibleFindings(outcome, report);
   return {
     image: { ref: scan.image.ref, id: scan.image.id, digest: scan.image.digest ?? null },
     verdict: verdict.verdict,
     reason: verdict.reason,
     distribution: dist ? { id: dist.id, version: dist.version, prettyName: dist.prettyName ?? null } : null,
     packageCount: scan.packageCount,
-    summary: summarise(scan.findings),
+    summary: summarise(kept),
     failing: verdict.failing.length,
+    hidden: kept.length - visible.length,
     trust: scan.trust.map((t) => ({ kind: t.kind, message: t.message })),
-    vulnerabilities: scan.findings.map(findingJson),
+    vulnerabilities: visible.map(findingJson),
+    ignored: (outcome.suppressed ?? []).map(ignoredJson),
   };
 }
 
@@ -87,5 +112,27 @@ function findingJson(f: Finding) {
     layer: f.layer ?? null,
     links: [...f.links],
     description: f.description ?? null,
+  };
+}
+
+function ignoredJson(s: Suppression) {
+  const f = s.finding;
+  return {
+    id: f.id,
+    severity: f.severity,
+    package: { name: f.package.name, version: f.package.version },
+    fixedIn: f.fixedIn ?? null,
+    rule: { source: s.rule, reason: s.reason, expires: s.expires ?? null },
+  };
+}
+
+function expiredJson(rule: IgnoreRule) {
+  return {
+    id: rule.id,
+    package: rule.package ?? null,
+    image: rule.image ?? null,
+    expires: rule.expires ?? '',
+    reason: rule.reason ?? null,
+    source: `${rule.source.path}:${rule.source.line}`,
   };
 }

@@ -3,11 +3,14 @@
 // failed or cancelled run never leaves a half-written report for CI to pick up.
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Format, OutputSpec } from './formats.js';
 import { ReportWriteError, errnoCode } from '../runtime/errors.js';
 import { renderJson } from './json.js';
+import { renderJunit } from './junit.js';
 import type { Report } from './model.js';
+import { renderSarif } from './sarif.js';
 import { renderTable } from './table.js';
 
 export interface OutputOptions {
@@ -18,7 +21,7 @@ export interface OutputOptions {
   cwd?: string;
 }
 
-export const IMPLEMENTED_FORMATS: ReadonlySet<Format> = new Set<Format>(['table', 'json']);
+export const IMPLEMENTED_FORMATS: ReadonlySet<Format> = new Set<Format>(['table', 'json', 'junit', 'sarif']);
 
 export function render(format: Format, report: Report, color: boolean, width?: number): string {
   switch (format) {
@@ -27,7 +30,10 @@ export function render(format: Format, report: Report, color: boolean, width?: n
     case 'json':
       return renderJson(report);
     case 'junit':
-      throw new ReportWriteError('the junit format is not implemented yet', 'use --format table or --format json for now');
+      // The host name is the caller's to give (renderers read no environment); the Ant XSD requires one.
+      return renderJunit(report, { hostname: hostname() });
+    case 'sarif':
+      return renderSarif(report);
   }
 }
 

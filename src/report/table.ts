@@ -15,7 +15,7 @@ import Table from 'cli-table3';
 import type { Finding } from '../findings/model.js';
 import { SEVERITIES, severityRank, type Severity } from '../findings/severity.js';
 import type { Verdict } from '../policy/verdict.js';
-import type { ImageOutcome, Report } from './model.js';
+import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
 
 export interface TableOptions {
   /** Colour the severity and verdict (SGR escapes). */
@@ -25,7 +25,7 @@ export interface TableOptions {
 }
 
 export function renderTable(report: Report, options: TableOptions): string {
-  return `${report.images.map((image) => renderImage(image, options)).join('\n\n')}\n`;
+  return `${report.images.map((image) => renderImage(image, options, report)).join('\n\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ export function shortDigest(digest: string): string {
   return (colon >= 0 ? digest.slice(colon + 1) : digest).slice(0, 12);
 }
 
-function renderImage(outcome: ImageOutcome, options: TableOptions): string {
+function renderImage(outcome: ImageOutcome, options: TableOptions, report: Report): string {
   const { color } = options;
   if (outcome.kind === 'error') {
     const label = paint('ERROR', VERDICT_STYLE.error, color);
@@ -94,12 +94,21 @@ function renderImage(outcome: ImageOutcome, options: TableOptions): string {
     `${paint(verdict.verdict.toUpperCase(), VERDICT_STYLE[verdict.verdict], color)}: ${stripControl(verdict.reason)}`,
   ].join(' · ');
 
-  if (scan.findings.length === 0) {
-    if (verdict.verdict === 'pass') return `${header}\nNo vulnerabilities found.`;
+  // Ignored findings and rows below --min-severity are not listed; a note says how many.
+  const findings = visibleFindings(outcome, report);
+  const ignored = outcome.suppressed?.length ?? 0;
+  const hidden = keptFindings(outcome).length - findings.length;
+  const notes = [
+    ...(ignored > 0 ? [`${ignored} ignored by policy (rules in the JSON report)`] : []),
+    ...(hidden > 0 && report.minSeverity ? [`${hidden} below ${report.minSeverity} hidden by --min-severity`] : []),
+  ];
+  const note = notes.length > 0 ? `\nNot listed: ${notes.join('; ')}.` : '';
+  if (findings.length === 0) {
+    if (verdict.verdict === 'pass') return `${header}\n${notes.length > 0 ? 'No vulnerabilities listed.' : 'No vulnerabilities found.'}${note}`;
     // Untrusted (or, defensively, anything else) with nothing listed: never an empty, clean-looking table.
-    return `${header}\nNo findings listed, but this does NOT mean the image is clean: ${stripControl(verdict.reason)}`;
+    return `${header}\nNo findings listed, but this does NOT mean the image is clean: ${stripControl(verdict.reason)}${note}`;
   }
-  return `${header}\n${renderFindings(scan.findings, options)}\n${summaryLine(scan.findings, color)}`;
+  return `${header}\n${renderFindings(findings, options)}\n${summaryLine(findings, color)}${note}`;
 }
 
 const HEAD = ['Severity', 'ID', 'Package', 'Installed', 'Fixed in', 'Layer'];

@@ -31,6 +31,10 @@ import { lineProgress, silentProgress, type ProgressSink } from '../runtime/prog
 import { VERSION } from '../version.js';
 import { DaemonImageArchive, FileImageArchive, StreamImageArchive, type ImageArchive } from './image-archive.js';
 import { scanImageV4 } from './scan-image-v4.js';
+import { resolveClairApi } from '../clair/detect.js';
+import { ClairV1Client } from '../clair/v1/client.js';
+import { scanImageV1 } from './scan-image-v1.js';
+import { loadRunPolicy } from './run-policy.js';
 
 export interface ScanDeps {
   env: Record<string, string | undefined>;
@@ -43,6 +47,8 @@ export interface ScanDeps {
   signal: AbortSignal;
   home?: string;
   clock?: () => Date;
+  /** Where a relative --ignore-file and the default .clairignore are looked up (default: process.cwd()). */
+  cwd?: string;
   /** Tests may pass the source they built (to count exports); production builds it from the endpoint. */
   source?: ImageSource;
   /** What `--input -` reads (default: the process's stdin). */
@@ -86,6 +92,9 @@ async function scanAll(
   if (!indexerUrl || !matcherUrl) {
     throw new UsageError('no Clair to scan with', 'pass --clair URL (or set CLAIR_ADDR), e.g. --clair http://clair:6060');
   }
+  // Issue 5: the ignore file is read and checked before anything is exported (a bad file fails fast, exit 2).
+  const clock = deps.clock ?? (() => new Date());
+  const policy = await loadRunPolicy(options, { now: clock(), log, ...(deps.cwd ? { cwd: deps.cwd } : {}) });
   const psk = pskFromEnv(deps.env);
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
@@ -93,8 +102,13 @@ async function scanAll(
     ? await daemonImages(options, globals, deps, signal)
     : await inputImages(options.input, options.images, deps, signal);
 
+  // Issue 6: --clair-api auto probes Clair once; v1 (Clair 1.x/2.x) goes through scan-image-v1.
+  const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal });
+  log.debug(`Clair API: ${api.api} (${api.why})`);
+  const clairV1 = api.api === 'v1' ? await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) }) : undefined;
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
-  const binding = await chooseLayerBinding(indexerUrl, options.layerAddress);
+  const binding = await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
+  log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;
 
@@ -102,15 +116,20 @@ async function scanAll(
   for (const { ref, open } of images.targets) {
     try {
       const archive = await open(progress);
-      const result = await scanImageV4({
-        archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
-      });
+      const result = clairV1
+        ? await scanImageV1({
+          archive, clair: clairV1, clairUrl: indexerUrl.href, binding, log, progress, signal,
+          ...(options.v1BufferBytes !== undefined ? { bufferCap: options.v1BufferBytes } : {}),
+        })
+        : await scanImageV4({
+          archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
+        });
       if (stats) {
         stats.layersSent += result.layersSent;
         stats.bytesSent += result.bytesSent;
       }
-      const verdict = evaluateScan(result.scan, { failOn: options.failOn });
-      outcomes.push({ kind: 'scanned', scan: result.scan, verdict });
+      const { suppressed, ...verdict } = evaluateScan(result.scan, { failOn: options.failOn, filters: policy.filters });
+      outcomes.push({ kind: 'scanned', scan: result.scan, verdict, suppressed });
     } catch (error) {
       if (signal.aborted || !(error instanceof DockerClairError)) throw error;
       // A lone image's error is the run's error. With several, one failing does not stop the others:
@@ -127,6 +146,10 @@ async function scanAll(
     tool: { name: 'docker-clair', version: VERSION },
     generatedAt: (deps.clock ?? (() => new Date()))().toISOString(),
     failOn: options.failOn,
+    ...(options.minSeverity ? { minSeverity: options.minSeverity } : {}),
+    ...(policy.ignoreFile ? { ignoreFile: policy.ignoreFile } : {}),
+    ignoreUnfixed: options.ignoreUnfixed,
+    expiredRules: policy.expired,
     images: outcomes,
   };
   const stdoutColor = options.color !== false && !deps.env.NO_COLOR && deps.stdoutIsTTY;
@@ -139,6 +162,8 @@ interface RunImages {
   targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
   /** Passes over the archives so far (RunStats.saves). */
   passes: () => number;
+  /** The daemon's answer to "which gateway reaches a container publishing this port" (Clair in Docker). */
+  publishedPortGateway?: (port: number) => Promise<string | undefined>;
 }
 
 /** The images named on the command line, from the Docker daemon. */
@@ -166,6 +191,7 @@ async function daemonImages(options: Readonly<ScanOptions>, globals: DockerGloba
       },
     })),
     passes: () => from.saveCount,
+    ...(from.publishedPortGateway ? { publishedPortGateway: (port: number) => from.publishedPortGateway!(port) } : {}),
   };
 }
 

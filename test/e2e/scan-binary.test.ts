@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startClairDouble, type ClairDouble, type ClairDoubleOptions, type ManifestInfo } from '../double/server.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
+import { assertValidReport } from '../helpers/report-schema.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy, type ProxiedRequest } from '../helpers/docker-proxy.js';
 import { fileWrites, isHarmlessDevice, parseStrace, processTree, straceArgs, straceAvailable } from '../helpers/strace.js';
 
@@ -137,11 +138,14 @@ interface JsonImage {
 }
 
 function parseReport(text: string, run?: Finished): { images: JsonImage[] } {
+  let doc: { images: JsonImage[] };
   try {
-    return JSON.parse(text) as { images: JsonImage[] };
+    doc = JSON.parse(text) as { images: JsonImage[] };
   } catch (error) {
     throw new Error(`the report is not JSON (${(error as Error).message})${run ? `\n${describeRun(run)}` : ''}`);
   }
+  assertValidReport(text); // the packaged binary's JSON matches schema/report.schema.json too
+  return doc;
 }
 
 function exports(requests: ProxiedRequest[]): ProxiedRequest[] {

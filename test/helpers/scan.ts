@@ -9,6 +9,7 @@ import { DockerClairError } from '../../src/runtime/errors.js';
 import { createLogger } from '../../src/runtime/log.js';
 import { runScan, type RunStats } from '../../src/scan/run.js';
 import { TEST_DOCKER_HOST } from './daemon.js';
+import { assertValidReport } from './report-schema.js';
 import { Capture } from './streams.js';
 
 export interface ScanRun {
@@ -67,6 +68,7 @@ export function firstImage(run: ScanRun): {
   vulnerabilities: { id: string; severity: string; package: { name: string; version: string }; fixedIn: string | null; layer: string | null }[];
   trust?: { kind: string }[];
 } {
-  const doc = JSON.parse(run.stdout) as { images: unknown[] };
+  // Every JSON report read through here is also checked against schema/report.schema.json.
+  const doc = assertValidReport(run.stdout) as { images: unknown[] };
   return doc.images[0] as ReturnType<typeof firstImage>;
 }

@@ -5,6 +5,7 @@ import { buildFilters, globToRegExp, ignoreRulesFilter, ignoreUnfixedFilter } fr
 import { parseIgnoreFile } from '../../src/policy/ignore-file.js';
 import { evaluateScan, exitCodeFor } from '../../src/policy/verdict.js';
 import { visibleFindings } from '../../src/report/model.js';
+import { parseMinSeverity, toScanOptions } from '../../src/cli/options/scan-options.js';
 
 const f = (id: string, severity: Finding['severity'], name: string, fixedIn?: string, source?: string): Finding => ({
   id, severity, package: { name, version: '1', ...(source ? { source: { name: source } } : {}) }, links: [], ...(fixedIn ? { fixedIn } : {}),
@@ -68,5 +69,12 @@ describe('policy filters', () => {
     assert.deepEqual(visibleFindings(outcome, {}).map((x) => x.id), ['CVE-1', 'CVE-3']);
     assert.deepEqual(visibleFindings(outcome, { minSeverity: 'High' }).map((x) => x.id), ['CVE-1']);
     assert.equal(verdict.failing.length, 2, 'the Low still counts for --fail-on low');
+  });
+
+  it('--min-severity parses case-insensitively, once, into ScanOptions', () => {
+    assert.equal(parseMinSeverity('HIGH'), 'High');
+    assert.throws(() => parseMinSeverity('severe'), /invalid --min-severity "severe"/);
+    assert.equal(toScanOptions({ images: ['a'], 'min-severity': 'low' }, {}).minSeverity, 'Low');
+    assert.equal(toScanOptions({ images: ['a'] }, {}).minSeverity, undefined);
   });
 });

@@ -4,10 +4,18 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Finding, ImageScan, TrustSignal } from '../../src/findings/model.js';
 import { decideVerdict } from '../../src/policy/verdict.js';
-import { renderJson } from '../../src/report/json.js';
+import { renderJson as renderJsonRaw } from '../../src/report/json.js';
 import type { Report, ScannedImage } from '../../src/report/model.js';
 import { outcomesOf } from '../../src/report/model.js';
 import { renderTable, shortDigest, stripControl } from '../../src/report/table.js';
+import { assertValidReport } from '../helpers/report-schema.js';
+
+/** Every JSON document these tests render is also checked against schema/report.schema.json. */
+function renderJson(r: Report): string {
+  const text = renderJsonRaw(r);
+  assertValidReport(text);
+  return text;
+}
 
 const ESC = '\u001b';
 const HOSTILE_DESCRIPTION = 'crafted <script>alert(1)</script> & "quotes" ]]> end; \u001b[31mred ANSI\u001b[0m; naïve café 日本 🐳\u0007\u0000';
@@ -60,7 +68,7 @@ describe('renderJson', () => {
     const text = renderJson(report([scanned(VULNERABLE)]));
     assert.ok(text.endsWith('}\n'));
     const doc = JSON.parse(text);
-    assert.equal(doc.schemaVersion, 1);
+    assert.equal(doc.schemaVersion, 2);
     assert.deepEqual(doc.tool, { name: 'docker-clair', version: '0.1.0' });
     assert.equal(doc.generatedAt, '2026-11-28T13:00:00.000Z');
     assert.equal(doc.failOn, 'High');

@@ -17,6 +17,7 @@ describe('renderJunit', () => {
 
   it('vulnerable image: one case per finding plus the scan case; failure ≥ threshold, skipped when ignored, pass below', async () => {
     const xml = render(VULNERABLE);
+    await assertValidJunit(xml);
     assert.deepEqual(await junitConsumerCounts(xml), { suites: 1, tests: 5, failures: 2, errors: 0, skipped: 1 });
     assert.match(xml, /<testcase classname="clair\.myapp_1_2" name="scan" time="0"\/>/);
     assert.match(xml, /<testcase classname="clair\.myapp_1_2\.libc6" name="CVE-2099-0001 \(Critical\) libc6 2\.36-9\+deb12u4" time="0">\s*<failure message="Critical: CVE-2099-0001 in libc6 2\.36-9\+deb12u4 \(fixed in 2\.36-9\+deb12u99\)" type="Critical">/);
@@ -28,20 +29,23 @@ describe('renderJunit', () => {
 
   it('a clean image still has a (passing) testcase', async () => {
     const xml = render(CLEAN);
+    await assertValidJunit(xml);
     assert.deepEqual(await junitConsumerCounts(xml), { suites: 1, tests: 1, failures: 0, errors: 0, skipped: 0 });
   });
 
   it('untrusted and errored images carry <error>; findings of an untrusted image are still listed', async () => {
     const xml = render(MIXED);
+    await assertValidJunit(xml);
     assert.deepEqual(await junitConsumerCounts(xml), { suites: 3, tests: 3 + 2 + 1, failures: 2, errors: 2, skipped: 0 });
     assert.match(xml, /<error message="the verdict cannot be trusted: Clair has no updater for debian 12" type="NoUpdater">/);
     assert.match(xml, /<error message="scan failed: cannot reach Clair [^"]*" type="ScanError">/);
     assert.match(xml, /classname="clair\.registry_example_com_5000_team_app_web_1_2_3\.python3_11"/);
   });
 
-  it('hostile text: escaped or stripped, never raw markup, escapes or XML-forbidden characters', () => {
+  it('hostile text: escaped or stripped, never raw markup, escapes or XML-forbidden characters', async () => {
     for (const report of [VULNERABLE, MIXED]) {
       const xml = render(report);
+      await assertValidJunit(xml);
       assert.ok(!xml.includes('<script>'));
       assert.ok(!xml.includes(']]>'));
       assert.ok(!xml.includes('\u001b'));
@@ -66,8 +70,8 @@ describe('renderJunit', () => {
     await assertValidJunit(render({ ...CLEAN, images: [] }));
   });
 
-  it('findingsOf limits the listed findings without changing failures of the verdict', async () => {
-    const xml = renderJunit(VULNERABLE, { hostname: 'h', findingsOf: (o) => o.scan.findings.filter((f) => f.severity !== 'Low') });
+  it('--min-severity hides rows below it without changing the failures of the verdict', async () => {
+    const xml = renderJunit({ ...VULNERABLE, minSeverity: 'Medium' }, { hostname: 'h' });
     assert.deepEqual(await junitConsumerCounts(xml), { suites: 1, tests: 4, failures: 2, errors: 0, skipped: 1 });
     await assertValidJunit(xml);
   });

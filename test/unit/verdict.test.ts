@@ -115,7 +115,7 @@ describe('the filter seam (issue 5)', () => {
 
     const clean = evaluateScan(scan([finding('Critical', 'CVE-1')]), { failOn: 'High', filters: [byId('CVE-1')] });
     assert.equal(clean.verdict, 'pass');
-    assert.equal(clean.reason, 'no vulnerabilities found');
+    assert.equal(clean.reason, 'no vulnerabilities left: 1 finding ignored by policy');
   });
 
   it('filters cannot turn an untrusted scan into a pass', () => {

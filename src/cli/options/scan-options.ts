@@ -28,6 +28,8 @@ export interface ScanOptions {
   failOn: Severity | 'none';
   ignoreFile?: string;
   ignoreUnfixed: boolean;
+  /** --min-severity: rows below it are hidden from the reports; the verdict still counts them. */
+  minSeverity?: Severity;
   layerAddress?: LayerAddress;
   /** Whole-run timeout in milliseconds; 0 = none. */
   timeoutMs: number;
@@ -37,6 +39,10 @@ export interface ScanOptions {
   progress: boolean;
   /** false with --no-color; undefined = decide from NO_COLOR and the terminal. */
   color?: boolean;
+  /** --clair-api: auto (probe, the default when undefined), v4 or v1 (Clair 1.x/2.x). */
+  clairApi?: 'auto' | 'v4' | 'v1';
+  /** --v1-buffer: bytes of out-of-order layers Clair v1 scans may hold in memory (default 256 MiB). */
+  v1BufferBytes?: number;
 }
 
 export const DEFAULT_TIMEOUT = '10m';
@@ -81,6 +87,18 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       group: 'Clair:',
       requiresArg: true,
     })
+    .option('clair-api', {
+      type: 'string',
+      describe: 'Clair API: auto (probe once; the default), v4, or v1 (Clair 1.x/2.x)',
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('v1-buffer', {
+      type: 'string',
+      describe: 'Clair v1 only: memory for layers that arrive before their parent (e.g. 64MiB, 1GiB; default 256MiB); beyond it, layers are read again from the daemon',
+      group: 'Clair:',
+      requiresArg: true,
+    })
     .option('input', {
       type: 'string',
       describe: 'Read a `docker save` archive from PATH (- for stdin) instead of the daemon',
@@ -91,7 +109,7 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       // Not `array: true`: an array option would swallow the IMAGE arguments that follow it. Repeated
       // string options are collected into an array by yargs anyway.
       type: 'string',
-      describe: 'Report format: table, json or junit; FMT=PATH writes that format to PATH (repeatable)',
+      describe: `Report format: ${FORMATS.join(', ')}; FMT=PATH writes that format to PATH (repeatable)`,
       group: 'Output:',
       requiresArg: true,
     })
@@ -111,7 +129,7 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
     })
     .option('ignore-file', {
       type: 'string',
-      describe: 'File of vulnerability IDs to ignore',
+      describe: 'File of vulnerability IDs to ignore (.trivyignore or YAML form; default: ./.clairignore if present)',
       group: 'Policy:',
       requiresArg: true,
     })
@@ -119,6 +137,12 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       type: 'boolean',
       describe: 'Ignore vulnerabilities that have no fixed version',
       group: 'Policy:',
+    })
+    .option('min-severity', {
+      type: 'string',
+      describe: `Hide report rows below this severity (${SEVERITIES.map((s) => s.toLowerCase()).join(', ')}); does not change the verdict or exit code`,
+      group: 'Policy:',
+      requiresArg: true,
     })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print nothing but the report and errors', group: 'Output:' })
     .option('progress', { type: 'boolean', default: true, describe: 'Show progress on stderr when it is a terminal (--no-progress to hide)', group: 'Output:' })
@@ -140,6 +164,9 @@ export interface RawScanArgs {
   'fail-on'?: string;
   'ignore-file'?: string;
   'ignore-unfixed'?: boolean;
+  'min-severity'?: string;
+  'clair-api'?: string;
+  'v1-buffer'?: string;
   quiet?: boolean;
   progress?: boolean;
   color?: boolean;
@@ -147,7 +174,7 @@ export interface RawScanArgs {
 
 const hint = "see 'docker clair scan --help'";
 
-const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file'] as const;
+const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file', 'min-severity', 'clair-api', 'v1-buffer'] as const;
 
 export function toScanOptions(raw: RawScanArgs, env: Record<string, string | undefined>): Readonly<ScanOptions> {
   for (const name of SINGLE_VALUED) {
@@ -177,8 +204,11 @@ export function toScanOptions(raw: RawScanArgs, env: Record<string, string | und
   if (raw['clair-cacert'] !== undefined) options.clairCaCert = nonEmpty(raw['clair-cacert'], '--clair-cacert');
   if (raw['layer-address'] !== undefined) options.layerAddress = parseLayerAddress(raw['layer-address']);
   if (raw['ignore-file'] !== undefined) options.ignoreFile = nonEmpty(raw['ignore-file'], '--ignore-file');
+  if (raw['min-severity'] !== undefined) options.minSeverity = parseMinSeverity(raw['min-severity']);
   if (raw.input !== undefined) options.input = nonEmpty(raw.input, '--input');
   if (raw.color === false) options.color = false;
+  if (raw['clair-api'] !== undefined) options.clairApi = parseClairApi(raw['clair-api']);
+  if (raw['v1-buffer'] !== undefined) options.v1BufferBytes = parseSize(raw['v1-buffer'], '--v1-buffer');
   return Object.freeze(options);
 }
 
@@ -229,6 +259,32 @@ export function parseFailOn(value: string): Severity | 'none' {
     );
   }
   return severity;
+}
+
+export function parseMinSeverity(value: string): Severity {
+  const severity = parseSeverity(value);
+  if (!severity) {
+    throw new UsageError(`invalid --min-severity "${value}"`, `use one of ${SEVERITIES.map((s) => s.toLowerCase()).join(', ')}`);
+  }
+  return severity;
+}
+
+export function parseClairApi(value: string): 'auto' | 'v4' | 'v1' {
+  const api = value.trim().toLowerCase();
+  if (api === 'auto' || api === 'v4' || api === 'v1') return api;
+  throw new UsageError(`invalid --clair-api "${value}"`, 'use auto, v4 or v1');
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+};
+
+/** A byte count: 1048576, 512k, 64MiB, 64MB, 1.5G (k/m/g and KiB/MiB/GiB are binary, KB/MB/GB decimal). */
+export function parseSize(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) throw new UsageError(`invalid ${flag} "${value}"`, 'use a size such as 64MiB, 512MB or 1GiB');
+  return Math.floor(Number(m[1]) * unit);
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

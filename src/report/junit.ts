@@ -1,0 +1,284 @@
+// `--format junit`: JUnit XML for Jenkins (and any other JUnit consumer). Pure: Report and plain options in,
+// string out; the caller passes the host name (no environment reads here) and the Report carries the time.
+//
+// The document is valid under both the Ant JUnit XSD and the Jenkins xunit-plugin junit-10 XSD (the tests check
+// both with xmllint):
+//
+//   <testsuites>                                     bare: the Ant XSD allows no attribute on it
+//     <testsuite name="<image>" package="clair" id="0" timestamp="<generatedAt, UTC, no zone>" hostname="…"
+//                tests failures errors skipped time="0">         one suite per image, always ≥ 1 testcase
+//       <properties> image, image.id, image.digest, clair.url, clair.api, distribution, packages, fail-on, verdict,
+//                    reason, tool </properties>
+//       <testcase classname="clair.<image>" name="scan" time="0"/>            the image's own case, always present:
+//                    passing when the scan gave a trustworthy answer; <error type="ScanError|DatabaseEmpty|
+//                    Unsupported|NoPackages|NoUpdater"> when the image errored or its verdict is untrusted
+//       <testcase classname="clair.<image>.<package>" name="<ID> (<Severity>) <package> <version>" time="0">
+//                    one per finding (vulnerability × package):
+//                    <failure type="<Severity>" message=…>  at or above --fail-on (the verdict's failing findings)
+//                    <skipped message="ignored by <rule>: <reason>"/>   suppressed by the ignore file/--ignore-unfixed
+//                    nothing (passing)                      below the threshold
+//                    (the findings listed are model.visibleFindings: --min-severity hides rows, never failures
+//                    of the verdict; suppressed findings below --min-severity are hidden too)
+//       <system-out>  the verdict and its reason   <system-err>  the image's error, if any
+//
+// Names: <image> is the image reference with every `.`, `:`, `/`, `@` and white space replaced by `_`, and
+// <package> the package name with `.` replaced by `_`, so Jenkins' split of classname at the LAST dot gives
+// package `clair.<image>` and class `<package>` (and, for the "scan" case, package `clair` and class `<image>`).
+// No version ever appears in a classname. The fixed-in version is in the failure message, not the test name, so a
+// test keeps its name (and its Jenkins history) when a fix is published.
+//
+// Text hygiene: every piece of Clair- or user-provided text loses ANSI escape sequences, C0/C1 control characters
+// (tab and newline kept in bodies), bidirectional overrides, lone surrogates and U+FFFE/U+FFFF, i.e. everything
+// XML 1.0 forbids or a terminal would interpret; attribute values are also folded onto one line. xmlbuilder2 then
+// escapes `<`, `&`, `>` (so `]]>` cannot appear) and `"`. Non-ASCII text is kept and written as UTF-8.
+import { create } from 'xmlbuilder2';
+import type { Finding } from '../findings/model.js';
+import type { Suppression } from '../policy/verdict.js';
+import { severityRank } from '../findings/severity.js';
+import { visibleFindings, type ImageOutcome, type Report } from './model.js';
+
+export interface JunitOptions {
+  /** The suite `hostname` attribute (the Ant XSD requires one); the caller supplies it. Default "localhost". */
+  hostname?: string;
+}
+
+/** The suite-level summary of one image, for tests and for the README's count rules. */
+export interface SuiteCounts {
+  tests: number;
+  failures: number;
+  errors: number;
+  skipped: number;
+}
+
+const CLASS_ROOT = 'clair';
+
+export function renderJunit(report: Report, options: JunitOptions = {}): string {
+  const doc = create({ version: '1.0', encoding: 'UTF-8' });
+  const root = doc.ele('testsuites');
+  report.images.forEach((outcome, index) => {
+    const suite = buildSuite(outcome, report, options);
+    const ref = outcome.kind === 'scanned' ? outcome.scan.image.ref : outcome.image.ref;
+    const el = root.ele('testsuite', {
+      name: classPart(ref),
+      package: CLASS_ROOT,
+      id: String(index),
+      timestamp: junitTimestamp(report.generatedAt),
+      hostname: attr(options.hostname ?? 'localhost') || 'localhost',
+      tests: String(suite.cases.length),
+      failures: String(suite.cases.filter((c) => c.outcome?.kind === 'failure').length),
+      errors: String(suite.cases.filter((c) => c.outcome?.kind === 'error').length),
+      skipped: String(suite.cases.filter((c) => c.outcome?.kind === 'skipped').length),
+      time: formatSeconds(0),
+    });
+    const props = el.ele('properties');
+    for (const [name, value] of suite.properties) props.ele('property', { name, value: attr(value) });
+    for (const c of suite.cases) {
+      const tc = el.ele('testcase', { classname: c.classname, name: attr(c.name), time: '0' });
+      const o = c.outcome;
+      if (!o) continue;
+      if (o.kind === 'skipped') tc.ele('skipped', { message: attr(o.message) });
+      else tc.ele(o.kind, { message: attr(o.message), type: attr(o.type) }).txt(body(o.body));
+    }
+    el.ele('system-out').txt(body(suite.out));
+    el.ele('system-err').txt(body(suite.err));
+  });
+  return `${doc.end({ prettyPrint: true, indent: '  ' })}\n`;
+}
+
+/** Counts of one image's suite as the document states them (Jenkins recomputes the same from the testcases). */
+export function junitCounts(outcome: ImageOutcome, report: Report, options: JunitOptions = {}): SuiteCounts {
+  const { cases } = buildSuite(outcome, report, options);
+  const n = (k: string) => cases.filter((c) => c.outcome?.kind === k).length;
+  return { tests: cases.length, failures: n('failure'), errors: n('error'), skipped: n('skipped') };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mapping
+
+type CaseOutcome =
+  | { kind: 'failure' | 'error'; type: string; message: string; body: string }
+  | { kind: 'skipped'; message: string };
+
+interface Case {
+  classname: string;
+  name: string;
+  outcome?: CaseOutcome;
+}
+
+interface Suite {
+  properties: [string, string][];
+  cases: Case[];
+  out: string;
+  err: string;
+}
+
+const TRUST_TYPES = {
+  'empty-database': 'DatabaseEmpty',
+  'unsupported-os': 'Unsupported',
+  'no-packages': 'NoPackages',
+  'no-updater': 'NoUpdater',
+} as const;
+
+function buildSuite(outcome: ImageOutcome, report: Report, options: JunitOptions): Suite {
+  const failOn = report.failOn === 'none' ? 'none' : report.failOn;
+  if (outcome.kind === 'error') {
+    const image = outcome.image;
+    const imageClass = `${CLASS_ROOT}.${classPart(image.ref)}`;
+    const message = `scan failed: ${outcome.error.message}`;
+    return {
+      properties: [
+        ['image', image.ref],
+        ...(image.id ? [['image.id', image.id] as [string, string]] : []),
+        ...(image.digest ? [['image.digest', image.digest] as [string, string]] : []),
+        ['fail-on', failOn],
+        ['verdict', 'error'],
+        ['reason', outcome.error.message],
+        ['tool', `${report.tool.name} ${report.tool.version}`],
+      ],
+      cases: [{
+        classname: imageClass,
+        name: 'scan',
+        outcome: {
+          kind: 'error',
+          type: 'ScanError',
+          message,
+          body: `${outcome.error.message}${outcome.error.code ? `\ncode: ${outcome.error.code}` : ''}`,
+        },
+      }],
+      out: `${image.ref}: ERROR: ${outcome.error.message}`,
+      err: outcome.error.message,
+    };
+  }
+
+  const { scan, verdict } = outcome;
+  const imageClass = `${CLASS_ROOT}.${classPart(scan.image.ref)}`;
+  const dist = scan.distribution;
+  const properties: [string, string][] = [
+    ['image', scan.image.ref],
+    ['image.id', scan.image.id],
+    ...(scan.image.digest ? [['image.digest', scan.image.digest] as [string, string]] : []),
+    ['clair.url', scan.engine.url],
+    ['clair.api', scan.engine.api],
+    ['distribution', dist ? (dist.prettyName ?? `${dist.id} ${dist.version}`) : 'none recognised'],
+    ['packages', String(scan.packageCount)],
+    ['fail-on', failOn],
+    ['verdict', verdict.verdict],
+    ['reason', verdict.reason],
+    ['tool', `${report.tool.name} ${report.tool.version}`],
+  ];
+
+  const scanCase: Case = { classname: imageClass, name: 'scan' };
+  if (verdict.verdict === 'untrusted') {
+    const first = scan.trust[0];
+    scanCase.outcome = {
+      kind: 'error',
+      type: first ? TRUST_TYPES[first.kind] : 'Untrusted',
+      message: `the verdict cannot be trusted: ${verdict.reason}`,
+      body: scan.trust.map((t) => `${t.kind}: ${t.message}`).join('\n') || verdict.reason,
+    };
+  }
+
+  const failing = new Set(verdict.failing.map(findingKey));
+  const suppressed = new Map<string, Suppression>((outcome.suppressed ?? []).map((s) => [findingKey(s.finding), s]));
+  // The rows every format lists (--min-severity applied, suppressed findings out), then the suppressed findings
+  // at or above --min-severity, as skipped.
+  const all = [...visibleFindings(outcome, report)];
+  const seen = new Set(all.map(findingKey));
+  const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
+  for (const s of outcome.suppressed ?? []) {
+    if (!seen.has(findingKey(s.finding)) && severityRank(s.finding.severity) >= min) all.push(s.finding);
+  }
+
+  const findingCases: Case[] = all.map((f) => {
+    const key = findingKey(f);
+    const c: Case = {
+      classname: `${imageClass}.${packagePart(f.package.name)}`,
+      name: `${f.id} (${f.severity}) ${f.package.name} ${f.package.version}`,
+    };
+    const s = suppressed.get(key);
+    if (s) c.outcome = { kind: 'skipped', message: `ignored by ${s.rule}: ${s.reason}` };
+    else if (failing.has(key)) {
+      c.outcome = { kind: 'failure', type: f.severity, message: failureMessage(f), body: failureBody(f, scan.image.ref) };
+    }
+    return c;
+  });
+
+  return {
+    properties,
+    cases: [scanCase, ...findingCases],
+    out: `${scan.image.ref}: ${verdict.verdict.toUpperCase()}: ${verdict.reason}`,
+    err: '',
+  };
+}
+
+function findingKey(f: Finding): string {
+  return JSON.stringify([f.id, f.package.name, f.package.version]);
+}
+
+function failureMessage(f: Finding): string {
+  const fix = f.fixedIn ? `fixed in ${f.fixedIn}` : 'no fix available';
+  return `${f.severity}: ${f.id} in ${f.package.name} ${f.package.version} (${fix})`;
+}
+
+function failureBody(f: Finding, ref: string): string {
+  const lines = [
+    `${f.id} (${f.severity}${f.vendorSeverity && f.vendorSeverity.toLowerCase() !== f.severity.toLowerCase() ? `, vendor: ${f.vendorSeverity}` : ''})`,
+    ...(f.title && f.title !== f.id ? [`title: ${f.title}`] : []),
+    `image: ${ref}`,
+    `package: ${f.package.name} ${f.package.version}`,
+    ...(f.package.source ? [`source package: ${f.package.source.name}${f.package.source.version ? ` ${f.package.source.version}` : ''}`] : []),
+    `fixed in: ${f.fixedIn ?? 'no fix available'}`,
+    ...(f.layer ? [`introduced in layer: ${f.layer}`] : []),
+    ...(f.description ? ['', f.description] : []),
+    ...(f.links.length > 0 ? ['', 'links:', ...f.links.map((l) => `  ${l}`)] : []),
+  ];
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Names, times, text
+
+/** An image reference as one classname segment: `.`, `:`, `/`, `@` and white space become `_`. */
+export function classPart(ref: string): string {
+  return attr(ref).replace(/[.:/@\s]/g, '_') || '_';
+}
+
+/** A package name as one classname segment: `.` becomes `_` (python3.11 → python3_11). */
+export function packagePart(name: string): string {
+  return attr(name).replace(/[.\s]/g, '_') || '_';
+}
+
+/** ISO 8601 → `YYYY-MM-DDThh:mm:ss` in UTC without a zone (the Ant XSD's xs:dateTime rejects `Z` there). */
+export function junitTimestamp(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '1970-01-01T00:00:00';
+  return d.toISOString().slice(0, 19);
+}
+
+/** Seconds with at most 3 decimals (junit-10's pattern rejects more), no exponent. */
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '0';
+  return String(Math.round(seconds * 1000) / 1000);
+}
+
+// ANSI escape sequences: CSI, OSC/DCS/SOS/PM/APC strings, two-character ESC sequences.
+const ESCAPES =
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
+// Everything XML 1.0 forbids (C0 but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF), plus DEL, C1 and the
+// bidirectional controls, which XML allows but which only ever disturb a reader.
+const FORBIDDEN =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Text for an element body: escapes and forbidden characters removed, line breaks kept (CR LF → LF). */
+export function xmlText(text: string): string {
+  return text.replace(ESCAPES, '').replace(/\r\n?/g, '\n').replace(FORBIDDEN, '');
+}
+
+function body(text: string): string {
+  return xmlText(text);
+}
+
+/** Text for an attribute: as xmlText, folded onto one line (XML would turn raw line breaks into spaces anyway). */
+function attr(text: string): string {
+  return xmlText(text).replace(/\s+/g, ' ').trim();
+}

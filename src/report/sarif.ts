@@ -1,0 +1,263 @@
+// `--format sarif`: SARIF 2.1.0 for code-scanning UIs (GitHub code scanning, Azure DevOps, VS Code's SARIF
+// viewer). Pure: Report and plain options in, string out.
+//
+// One run for the whole report (every image):
+//   tool.driver      name, version, informationUri, and one rule per vulnerability ID:
+//                    shortDescription (title or ID), fullDescription (description), help (text + markdown with the
+//                    links), helpUri (the first link), defaultConfiguration.level, and properties
+//                    { "security-severity": "9.5"|"8.0"|"5.5"|"2.0"|"0.5"|"0.0", tags: [vulnerability, security,
+//                    <severity>], precision } (level: error when the severity is at or above --fail-on) — GitHub ranks alerts by security-severity (≥ 9 critical, 7–8.9
+//                    high, 4–6.9 medium, < 4 low). A rule's severity is the highest among its findings.
+//   results          one per finding (vulnerability × package × image), in the Report's order:
+//                    level "error" for findings at or above --fail-on (the verdict's failing findings), else
+//                    "warning" for Medium and above, "note" below; message naming image, package, installed
+//                    version and the fixed-in version; findings the ignore file or --ignore-unfixed suppressed
+//                    are kept with `suppressions: [{kind: "external", justification}]` (GitHub hides them).
+//   locations        as Trivy does for container images: physicalLocation.artifactLocation.uri is the image's
+//                    repository path (tag and digest dropped, `:` of a registry port → `/`, so the URI has no
+//                    scheme) relative to ROOTPATH, with region line 1, so GitHub code scanning accepts the result;
+//                    plus a logicalLocation naming the full image reference (kind "module").
+//   invocations      one: executionSuccessful false when an image errored; images that errored or whose verdict
+//                    is untrusted are toolExecutionNotifications (level error / warning), never silent.
+// Text from Clair loses ANSI escapes and control characters (newlines kept); JSON escaping does the rest.
+import type { Finding } from '../findings/model.js';
+import { severityRank, type Severity } from '../findings/severity.js';
+import type { Suppression } from '../policy/verdict.js';
+import { visibleFindings, type Report } from './model.js';
+
+export interface SarifOptions {
+  /** tool.driver.informationUri. */
+  informationUri?: string;
+}
+
+export const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
+const DEFAULT_INFORMATION_URI = 'https://github.com/docker-clair/docker-clair';
+
+/** GitHub's security-severity scale (CVSS-like); Trivy and Grype use the same anchors. */
+export const SECURITY_SEVERITY: Record<Severity, string> = {
+  Critical: '9.5',
+  High: '8.0',
+  Medium: '5.5',
+  Low: '2.0',
+  Negligible: '0.5',
+  Unknown: '0.0',
+};
+
+type Level = 'error' | 'warning' | 'note';
+
+interface SarifRule {
+  id: string;
+  name: string;
+  shortDescription: { text: string };
+  fullDescription: { text: string };
+  help: { text: string; markdown: string };
+  helpUri?: string;
+  defaultConfiguration: { level: Level };
+  properties: { 'security-severity': string; tags: string[]; precision: string };
+}
+
+interface SarifResult {
+  ruleId: string;
+  ruleIndex: number;
+  level: Level;
+  message: { text: string };
+  locations: {
+    physicalLocation: { artifactLocation: { uri: string; uriBaseId: string }; region: { startLine: number; startColumn: number; endLine: number; endColumn: number } };
+    logicalLocations: { name: string; fullyQualifiedName: string; kind: string }[];
+    message: { text: string };
+  }[];
+  partialFingerprints: Record<string, string>;
+  suppressions?: { kind: 'external'; status: 'accepted'; justification: string }[];
+  properties: Record<string, unknown>;
+}
+
+export function renderSarif(report: Report, options: SarifOptions = {}): string {
+  const rules: SarifRule[] = [];
+  const ruleIndex = new Map<string, number>();
+  const ruleSeverity = new Map<string, Severity>();
+  const results: SarifResult[] = [];
+  const notifications: { level: Level; message: { text: string }; properties: Record<string, string> }[] = [];
+  let anyError = false;
+
+  for (const outcome of report.images) {
+    if (outcome.kind === 'error') {
+      anyError = true;
+      notifications.push({
+        level: 'error',
+        message: { text: clean(`${outcome.image.ref}: scan failed: ${outcome.error.message}`) },
+        properties: { image: clean(outcome.image.ref), ...(outcome.error.code ? { code: outcome.error.code } : {}) },
+      });
+      continue;
+    }
+    const { scan, verdict } = outcome;
+    if (verdict.verdict === 'untrusted') {
+      notifications.push({
+        level: 'warning',
+        message: { text: clean(`${scan.image.ref}: the verdict cannot be trusted: ${verdict.reason}`) },
+        properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
+      });
+    }
+    const failing = new Set(verdict.failing.map(findingKey));
+    const suppressed = new Map<string, Suppression>((outcome.suppressed ?? []).map((s) => [findingKey(s.finding), s]));
+    // model.visibleFindings (--min-severity applied), then the suppressed findings at or above --min-severity.
+    const listed = [...visibleFindings(outcome, report)];
+    const seen = new Set(listed.map(findingKey));
+    const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
+    for (const s of outcome.suppressed ?? []) {
+      if (!seen.has(findingKey(s.finding)) && severityRank(s.finding.severity) >= min) listed.push(s.finding);
+    }
+
+    for (const f of listed) {
+      let index = ruleIndex.get(f.id);
+      if (index === undefined) {
+        index = rules.length;
+        ruleIndex.set(f.id, index);
+        rules.push(ruleFor(f, report.failOn));
+      }
+      const worst = ruleSeverity.get(f.id);
+      if (worst === undefined || severityRank(f.severity) > severityRank(worst)) {
+        ruleSeverity.set(f.id, f.severity);
+        const rule = rules[index]!;
+        rule.properties['security-severity'] = SECURITY_SEVERITY[f.severity];
+        rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
+        rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, report.failOn));
+      }
+      const key = findingKey(f);
+      const s = suppressed.get(key);
+      const ref = clean(scan.image.ref);
+      const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
+      const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
+      const result: SarifResult = {
+        ruleId: f.id,
+        ruleIndex: index,
+        level: levelOf(f.severity, failing.has(key)),
+        message: {
+          text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
+        },
+        locations: [{
+          physicalLocation: {
+            artifactLocation: { uri: artifactUri(scan.image.ref), uriBaseId: 'ROOTPATH' },
+            region: { startLine: 1, startColumn: 1, endLine: 1, endColumn: 1 },
+          },
+          logicalLocations: [{ name: ref, fullyQualifiedName: `${ref}@${scan.image.id}`, kind: 'module' }],
+          message: { text: `${ref}: ${pkg}` },
+        }],
+        partialFingerprints: { 'dockerClair/v1': `${ref}|${clean(f.id)}|${clean(f.package.name)}` },
+        ...(s ? { suppressions: [{ kind: 'external' as const, status: 'accepted' as const, justification: clean(`${s.rule}: ${s.reason}`) }] } : {}),
+        properties: {
+          image: ref,
+          imageId: scan.image.id,
+          severity: f.severity,
+          package: clean(f.package.name),
+          installedVersion: clean(f.package.version),
+          fixedIn: f.fixedIn === undefined ? null : clean(f.fixedIn),
+          layer: f.layer ?? null,
+        },
+      };
+      results.push(result);
+    }
+  }
+
+  const log = {
+    $schema: SARIF_SCHEMA,
+    version: '2.1.0',
+    runs: [{
+      tool: {
+        driver: {
+          name: report.tool.name,
+          version: report.tool.version,
+          semanticVersion: report.tool.version,
+          informationUri: options.informationUri ?? DEFAULT_INFORMATION_URI,
+          rules,
+        },
+      },
+      invocations: [{
+        executionSuccessful: !anyError,
+        endTimeUtc: report.generatedAt,
+        toolExecutionNotifications: notifications,
+      }],
+      originalUriBaseIds: { ROOTPATH: { uri: 'file:///' } },
+      columnKind: 'utf16CodeUnits',
+      results,
+      properties: {
+        failOn: report.failOn,
+        images: report.images.map((o) =>
+          o.kind === 'scanned'
+            ? { ref: clean(o.scan.image.ref), id: o.scan.image.id, verdict: o.verdict.verdict, reason: clean(o.verdict.reason) }
+            : { ref: clean(o.image.ref), id: o.image.id ?? null, verdict: 'error', reason: clean(o.error.message) }),
+      },
+    }],
+  };
+  return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+function ruleFor(f: Finding, failOn: Report['failOn']): SarifRule {
+  const id = clean(f.id);
+  const title = clean(f.title ?? f.id).replace(/\s+/g, ' ').trim() || id;
+  const description = clean(f.description ?? title);
+  const links = f.links.map(clean);
+  // Only plain http(s) URLs become links (helpUri must be a URI; a markdown autolink must not break out).
+  const urls = links.filter((l) => /^https?:\/\/[^\s<>]+$/.test(l));
+  const helpText = [`Vulnerability ${id}`, `Severity: ${f.severity}`, description, ...(links.length ? ['Links:', ...links.map((l) => `  ${l}`)] : [])].join('\n');
+  const md = [
+    `**Vulnerability ${mdEscape(id)}**`,
+    '',
+    '| Severity | Link |',
+    '| --- | --- |',
+    `| ${f.severity} | ${urls[0] ? `<${urls[0]}>` : 'none'} |`,
+    '',
+    mdEscape(description),
+    ...(urls.length > 0 ? ['', ...urls.map((l) => `- <${l}>`)] : []),
+  ].join('\n');
+  return {
+    id: f.id,
+    name: id.replace(/[^A-Za-z0-9]+/g, '_'),
+    shortDescription: { text: title },
+    fullDescription: { text: description },
+    help: { text: helpText, markdown: md },
+    ...(urls[0] ? { helpUri: urls[0] } : {}),
+    defaultConfiguration: { level: levelOf(f.severity, atOrAbove(f.severity, failOn)) },
+    properties: { 'security-severity': SECURITY_SEVERITY[f.severity], tags: ['vulnerability', 'security', f.severity.toLowerCase()], precision: 'very-high' },
+  };
+}
+
+function atOrAbove(severity: Severity, failOn: Report['failOn']): boolean {
+  return failOn !== 'none' && severityRank(severity) >= severityRank(failOn);
+}
+
+function levelOf(severity: Severity, failing: boolean): Level {
+  if (failing) return 'error';
+  return severityRank(severity) >= severityRank('Medium') ? 'warning' : 'note';
+}
+
+function findingKey(f: Finding): string {
+  return JSON.stringify([f.id, f.package.name, f.package.version]);
+}
+
+/**
+ * The image as a relative URI, as Trivy writes container targets: `registry:5000/team/app:1.2@sha256:…` →
+ * `registry/5000/team/app`. Tag and digest are dropped (the same image at another tag is the same alert
+ * location), and no `:` remains, so the reference never reads as a URI scheme.
+ */
+export function artifactUri(ref: string): string {
+  let repo = clean(ref).split('@')[0] ?? '';
+  const slash = repo.lastIndexOf('/');
+  const colon = repo.lastIndexOf(':');
+  if (colon > slash) repo = repo.slice(0, colon);
+  const path = repo.replace(/:/g, '/').split('/').filter(Boolean).map((p) => encodeURIComponent(p)).join('/');
+  return path || 'image';
+}
+
+// ANSI escape sequences, control characters (newlines and tabs kept), lone surrogates and noncharacters.
+const ESCAPES =
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
+const CONTROLS =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function clean(text: string): string {
+  return text.replace(ESCAPES, '').replace(/\r\n?/g, '\n').replace(CONTROLS, '');
+}
+
+function mdEscape(text: string): string {
+  return text.replace(/[\\`*_{}[\]()<>#+!|]/g, (c) => `\\${c}`).replace(/\n/g, ' ');
+}
