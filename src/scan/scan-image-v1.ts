@@ -161,13 +161,7 @@ async function indexLayers(ctx: ScanImageV1Context, initialOrder: string[]): Pro
   let next = await knownPrefix();
   if (next > 0) log.debug(`Clair v1 already has the first ${next} layer(s): not sent again`);
 
-  const server = await LayerServer.start({
-    listenHost: binding.listenHost,
-    listenPort: binding.listenPort,
-    advertiseHost: binding.advertiseHost,
-    ...(binding.advertisePort !== undefined ? { advertisePort: binding.advertisePort } : {}),
-    signal,
-  });
+  const server = await LayerServer.start({ ...binding, signal });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const headers = Object.fromEntries(Object.entries(server.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
   const buffers = new Map<string, Buffer[]>();

@@ -98,13 +98,7 @@ export async function scanImageV4(ctx: ScanImageV4Context): Promise<ScanImageV4R
 
 async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ id: string; layersSent: number; bytesSent: number }> {
   const { archive, clair, signal, log, binding } = ctx;
-  const server = await LayerServer.start({
-    listenHost: binding.listenHost,
-    listenPort: binding.listenPort,
-    advertiseHost: binding.advertiseHost,
-    ...(binding.advertisePort !== undefined ? { advertisePort: binding.advertisePort } : {}),
-    signal,
-  });
+  const server = await LayerServer.start({ ...binding, signal });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
   let id: string;

@@ -1,13 +1,19 @@
 // HTTP calls of the legacy Clair v1 API (Clair 1.x/2.x), with Clair's statuses mapped to what they mean
 // (shared/docs/clair-protocol.md §11). Knows nothing of Docker or tar: layer URLs arrive as plain data.
-import type { Got, HTTPError, RequestError } from 'got';
-import {
-  ClairIndexError,
-  ClairProtocolError,
-  ClairUnreachableError,
-  errnoCode,
-} from '../../runtime/errors.js';
+import type { Got, RequestError } from 'got';
+import { ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
+import {
+  apiUrl,
+  createClairHttp,
+  describeUrl,
+  failedResponse,
+  parseJsonBody,
+  sendText,
+  unreachableError,
+  type SendOptions,
+  type TextResponse,
+} from '../http.js';
 import { parseErrorBody, parseLayerEnvelope, parseNamespaces, parseVulnerabilityPage } from './parse.js';
 import type * as V1 from './wire.js';
 
@@ -34,21 +40,13 @@ export class ClairV1Client {
   ) {}
 
   static async create(options: ClairV1Options): Promise<ClairV1Client> {
-    const { default: got } = await import('got');
-    const retries = options.retries ?? 4;
-    const base = options.retryBaseDelayMs ?? 500;
-    const http = got.extend({
-      headers: { accept: 'application/json', 'user-agent': 'docker-clair' },
-      retry: {
-        limit: retries,
-        // GETs only: a layer POST that timed out (503) may still be running in Clair.
-        methods: ['GET'],
-        statusCodes: [429, 500, 502, 503, 504],
-        errorCodes: [],
-        calculateDelay: ({ attemptCount, computedValue }) =>
-          computedValue === 0 ? 0 : Math.min(base * 2 ** (attemptCount - 1), 30_000),
-      },
-      https: options.ca ? { certificateAuthority: options.ca } : {},
+    const http = await createClairHttp({
+      ...(options.ca ? { ca: options.ca } : {}),
+      retries: options.retries ?? 4,
+      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      // GETs only: a layer POST that timed out (503) may still be running in Clair.
+      retryMethods: ['GET'],
+      retryStatusCodes: [429, 500, 502, 503, 504],
     });
     return new ClairV1Client(http, options);
   }
@@ -64,7 +62,7 @@ export class ClairV1Client {
     const path = options.vulnerabilities ? new URL(`${url.href}?features&vulnerabilities`) : url;
     const response = await this.send(path, { method: 'GET', signal: options.signal, timeout: this.timeout() }, [200, 404]);
     if (response.statusCode === 404) return undefined;
-    return parseLayerEnvelope(this.json(url, response.body), describe(url));
+    return parseLayerEnvelope(this.json(url, response.body), describeUrl(url));
   }
 
   /** POST /v1/layers: blocks until Clair has fetched and indexed the layer. */
@@ -84,7 +82,7 @@ export class ClairV1Client {
   async namespaces(signal?: AbortSignal): Promise<V1.Namespace[]> {
     const url = this.at('v1/namespaces');
     const response = await this.send(url, { method: 'GET', signal, timeout: this.timeout() }, [200]);
-    return parseNamespaces(this.json(url, response.body), describe(url));
+    return parseNamespaces(this.json(url, response.body), describeUrl(url));
   }
 
   /** One page of a namespace's vulnerabilities; undefined when Clair does not know the namespace (404). */
@@ -93,13 +91,11 @@ export class ClairV1Client {
     url.searchParams.set('limit', String(limit));
     const response = await this.send(url, { method: 'GET', signal, timeout: this.timeout() }, [200, 404]);
     if (response.statusCode === 404) return undefined;
-    return parseVulnerabilityPage(this.json(url, response.body), describe(url));
+    return parseVulnerabilityPage(this.json(url, response.body), describeUrl(url));
   }
 
   private at(path: string): URL {
-    const url = new URL(this.options.url.href);
-    url.pathname = `${url.pathname.replace(/\/+$/, '')}/${path}`;
-    return url;
+    return apiUrl(this.options.url, path);
   }
 
   private timeout() {
@@ -107,56 +103,17 @@ export class ClairV1Client {
   }
 
   private json(url: URL, body: string): unknown {
-    try {
-      return JSON.parse(body);
-    } catch {
-      throw new ClairProtocolError(`Clair at ${describe(url)} sent a body that is not JSON (truncated?)`);
-    }
+    return parseJsonBody(url, body);
   }
 
-  private async send(
-    url: URL,
-    options: { method: 'GET' | 'POST'; json?: unknown; signal?: AbortSignal | undefined; timeout?: { request: number } },
-    expected: number[],
-  ): Promise<{ statusCode: number; body: string }> {
-    try {
-      const response = await this.http(url, {
-        method: options.method,
-        ...(options.json !== undefined ? { json: options.json } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.timeout ? { timeout: options.timeout } : {}),
-        throwHttpErrors: true,
-        responseType: 'text',
-      });
-      if (!expected.includes(response.statusCode)) {
-        throw new ClairProtocolError(`Clair at ${describe(url)} answered ${response.statusCode}, expected ${expected.join(' or ')}`);
-      }
-      return { statusCode: response.statusCode, body: response.body };
-    } catch (error) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      const http = error as HTTPError;
-      const status = http.response?.statusCode;
-      if (status !== undefined && expected.includes(status)) {
-        return { statusCode: status, body: String(http.response.body ?? '') };
-      }
-      throw this.mapError(url, options, error as RequestError);
-    }
+  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
+    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options, error));
   }
 
   private mapError(url: URL, options: { method: string; json?: unknown }, error: RequestError): Error {
-    if (error instanceof ClairProtocolError) return error;
-    const where = describe(url);
-    const status = (error as HTTPError).response?.statusCode;
-    if (status === undefined) {
-      const code = error.code ?? errnoCode(error);
-      const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code ?? '');
-      return new ClairUnreachableError(
-        `cannot reach Clair at ${where} (${tls ? `TLS: ${error.message}` : (code ?? error.message)})`,
-        tls ? "give Clair's CA certificate with --clair-cacert, or use http://" : 'check --clair (or CLAIR_ADDR) and that Clair is running and reachable from here',
-        { cause: error },
-      );
-    }
-    const body = String((error as HTTPError).response?.body ?? '');
+    const where = describeUrl(url);
+    const { status, body } = failedResponse(error);
+    if (status === undefined) return unreachableError(url, error);
     const message = parseErrorBody(body)?.Message;
     if (options.method === 'POST') {
       const layer = (options.json as { Layer?: V1.LayerRequest } | undefined)?.Layer;
@@ -187,8 +144,4 @@ export class ClairV1Client {
     }
     return new ClairProtocolError(`Clair at ${where} answered ${status}${message ? `: ${message}` : ''}`, undefined, { cause: error });
   }
-}
-
-function describe(url: URL): string {
-  return redactUrl(`${url.origin}${url.pathname}`);
 }

@@ -17,8 +17,9 @@
 // - Trust: no features → no-packages; features but no namespace and nothing matched → unsupported-os. An empty
 //   vulnerability database is the caller's to detect (it needs other requests).
 import type { Distribution, Finding, ImageRef, ImageScan, TrustSignal } from '../../findings/model.js';
-import { SEVERITIES, severityRank, type Severity } from '../../findings/severity.js';
-import { advisoryId, compareFindings } from '../v4/normalise.js';
+import { SEVERITIES, type Severity } from '../../findings/severity.js';
+import { advisoryId } from '../advisory-id.js';
+import { compareFindings, mergeDuplicates } from '../../findings/order.js';
 import type * as V1 from './wire.js';
 
 export interface NormaliseV1Context {
@@ -76,7 +77,7 @@ export function toImageScanV1(layer: V1.Layer, context: NormaliseV1Context): Ima
       if (description !== '') finding.description = description;
       const key = JSON.stringify([finding.id, feature.Name, version]);
       const seen = byKey.get(key);
-      byKey.set(key, seen ? merge(seen, finding) : finding);
+      byKey.set(key, seen ? mergeDuplicates(seen, finding) : finding);
     }
   }
   const findings = [...byKey.values()].sort(compareFindings);
@@ -91,14 +92,6 @@ export function toImageScanV1(layer: V1.Layer, context: NormaliseV1Context): Ima
   };
   if (distribution) scan.distribution = distribution;
   return scan;
-}
-
-function merge(a: Finding, b: Finding): Finding {
-  const [keep, other] = severityRank(b.severity) > severityRank(a.severity) ? [b, a] : [a, b];
-  const merged: Finding = { ...keep, links: [...new Set([...keep.links, ...other.links])] };
-  if (merged.fixedIn === undefined && other.fixedIn !== undefined) merged.fixedIn = other.fixedIn;
-  if (merged.description === undefined && other.description !== undefined) merged.description = other.description;
-  return merged;
 }
 
 function trustSignals(featureCount: number, distribution: Distribution | undefined, findingCount: number): TrustSignal[] {

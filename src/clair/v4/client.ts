@@ -1,15 +1,19 @@
 // HTTP calls of the Clair v4 indexer and matcher, with Clair's statuses mapped to what they mean.
 // Knows nothing of Docker or tar: layer URLs arrive as plain data in the Manifest.
-import type { Got, HTTPError, RequestError } from 'got';
+import type { Got, RequestError } from 'got';
+import { ClairAuthError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
+import type { PskAuth } from '../auth.js';
 import {
-  ClairAuthError,
-  ClairIndexError,
-  ClairProtocolError,
-  ClairUnreachableError,
-  errnoCode,
-} from '../../runtime/errors.js';
-import { redactUrl } from '../../runtime/redact.js';
-import { signPskToken, type PskAuth } from '../auth.js';
+  apiUrl,
+  createClairHttp,
+  describeUrl,
+  failedResponse,
+  parseJsonBody,
+  sendText,
+  unreachableError,
+  type SendOptions,
+  type TextResponse,
+} from '../http.js';
 import { parseErrorBody, parseIndexReport, parseUpdateOperations, parseVulnerabilityReport } from './parse.js';
 import type * as V4 from './wire.js';
 
@@ -42,38 +46,24 @@ export class ClairV4Client {
   ) {}
 
   static async create(options: ClairV4Options): Promise<ClairV4Client> {
-    const { default: got } = await import('got');
-    const retries = options.retries ?? 4;
-    const base = options.retryBaseDelayMs ?? 500;
-    const http = got.extend({
-      headers: { accept: JSON_ACCEPT, 'user-agent': 'docker-clair' },
-      retry: {
-        limit: retries,
-        // Only the "try later" answers: a POST that failed in any other way may have consumed a layer.
-        methods: ['GET', 'POST', 'DELETE'],
-        statusCodes: [429, 503],
-        errorCodes: [],
-        calculateDelay: ({ attemptCount, computedValue }) =>
-          computedValue === 0 ? 0 : Math.min(base * 2 ** (attemptCount - 1), 30_000),
-      },
-      https: options.ca ? { certificateAuthority: options.ca } : {},
-      hooks: {
-        beforeRequest: [
-          (request) => {
-            if (options.psk) request.headers.authorization = `Bearer ${signPskToken(options.psk)}`;
-          },
-        ],
-      },
+    const http = await createClairHttp({
+      ...(options.ca ? { ca: options.ca } : {}),
+      ...(options.psk ? { psk: options.psk } : {}),
+      retries: options.retries ?? 4,
+      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      // Only the "try later" answers: a POST that failed in any other way may have consumed a layer.
+      retryMethods: ['GET', 'POST', 'DELETE'],
+      retryStatusCodes: [429, 503],
     });
     return new ClairV4Client(http, options);
   }
 
   private indexer(path: string): URL {
-    return join(this.options.indexerUrl, path);
+    return apiUrl(this.options.indexerUrl, path);
   }
 
   private matcher(path: string): URL {
-    return join(this.options.matcherUrl, path);
+    return apiUrl(this.options.matcherUrl, path);
   }
 
   /** GET index_report: the stored report, or undefined when Clair does not know the manifest. */
@@ -81,7 +71,7 @@ export class ClairV4Client {
     const url = this.indexer(`indexer/api/v1/index_report/${hash}`);
     const response = await this.send(url, { method: 'GET', signal, timeout: this.timeout() }, [200, 404]);
     if (response.statusCode === 404) return undefined;
-    return parseIndexReport(this.json(url, response.body), describe(url));
+    return parseIndexReport(this.json(url, response.body), describeUrl(url));
   }
 
   /** POST index_report: synchronous, returns once Clair has fetched and scanned every new layer. */
@@ -89,7 +79,7 @@ export class ClairV4Client {
     const url = this.indexer('indexer/api/v1/index_report');
     // No request timeout: the run's --timeout (via signal) bounds it; aborting also cancels Clair's index.
     const response = await this.send(url, { method: 'POST', json: manifest, signal }, [201]);
-    const report = parseIndexReport(this.json(url, response.body), describe(url));
+    const report = parseIndexReport(this.json(url, response.body), describeUrl(url));
     if (report.state === 'IndexError' || report.success === false) {
       throw new ClairIndexError(`Clair failed to index ${manifest.hash}: ${report.err || report.state}`);
     }
@@ -110,7 +100,7 @@ export class ClairV4Client {
     const response = await this.send(url, { method: 'GET', signal, timeout: this.timeout() }, [200, 202, 404]);
     if (response.statusCode === 202) return { kind: 'empty-database' };
     if (response.statusCode === 404) return { kind: 'not-indexed' };
-    return { kind: 'report', report: parseVulnerabilityReport(this.json(url, response.body), describe(url)) };
+    return { kind: 'report', report: parseVulnerabilityReport(this.json(url, response.body), describeUrl(url)) };
   }
 
   /** Latest vulnerability update per updater; `{}` when no updater ever ran. */
@@ -119,7 +109,7 @@ export class ClairV4Client {
     url.searchParams.set('kind', 'vulnerability');
     url.searchParams.set('latest', 'true');
     const response = await this.send(url, { method: 'GET', signal, timeout: this.timeout() }, [200]);
-    return parseUpdateOperations(this.json(url, response.body), describe(url));
+    return parseUpdateOperations(this.json(url, response.body), describeUrl(url));
   }
 
   private timeout() {
@@ -127,60 +117,17 @@ export class ClairV4Client {
   }
 
   private json(url: URL, body: string): unknown {
-    try {
-      return JSON.parse(body);
-    } catch {
-      // Clair reports errors after the body has started only in a trailer: a cut body looks like this.
-      throw new ClairProtocolError(`Clair at ${describe(url)} sent a body that is not JSON (truncated?)`);
-    }
+    return parseJsonBody(url, body);
   }
 
-  private async send(
-    url: URL,
-    options: { method: 'GET' | 'POST' | 'DELETE'; json?: unknown; signal?: AbortSignal | undefined; timeout?: { request: number } },
-    expected: number[],
-  ): Promise<{ statusCode: number; body: string }> {
-    try {
-      const response = await this.http(url, {
-        method: options.method,
-        ...(options.json !== undefined ? { json: options.json } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.timeout ? { timeout: options.timeout } : {}),
-        throwHttpErrors: true,
-        responseType: 'text',
-        // got treats 2xx as success; anything else arrives as HTTPError below.
-      });
-      if (!expected.includes(response.statusCode)) {
-        throw new ClairProtocolError(`Clair at ${describe(url)} answered ${response.statusCode}, expected ${expected.join(' or ')}`);
-      }
-      return { statusCode: response.statusCode, body: response.body };
-    } catch (error) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      const http = error as HTTPError;
-      const status = http.response?.statusCode;
-      if (status !== undefined && expected.includes(status)) {
-        return { statusCode: status, body: String(http.response.body ?? '') };
-      }
-      throw this.mapError(url, options.method, error as RequestError);
-    }
+  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
+    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options.method, error));
   }
 
   private mapError(url: URL, method: string, error: RequestError): Error {
-    if (error instanceof ClairProtocolError) return error;
-    const where = describe(url);
-    const status = (error as HTTPError).response?.statusCode;
-    if (status === undefined) {
-      const code = error.code ?? errnoCode(error);
-      const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code ?? '');
-      return new ClairUnreachableError(
-        `cannot reach Clair at ${where} (${tls ? `TLS: ${error.message}` : (code ?? error.message)})`,
-        tls
-          ? 'give Clair\'s CA certificate with --clair-cacert, or use http://'
-          : 'check --clair (or CLAIR_ADDR) and that Clair is running and reachable from here',
-        { cause: error },
-      );
-    }
-    const body = String((error as HTTPError).response?.body ?? '');
+    const where = describeUrl(url);
+    const { status, body } = failedResponse(error);
+    if (status === undefined) return unreachableError(url, error);
     const clairMessage = parseErrorBody(body)?.message;
     if (status === 401) {
       return new ClairAuthError(
@@ -209,15 +156,4 @@ export class ClairV4Client {
       { cause: error },
     );
   }
-}
-
-/** Appends an API path to a base URL that may carry a path prefix (reverse proxies). */
-function join(base: URL, path: string): URL {
-  const url = new URL(base.href);
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/${path}`;
-  return url;
-}
-
-function describe(url: URL): string {
-  return redactUrl(`${url.origin}${url.pathname}`);
 }

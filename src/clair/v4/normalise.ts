@@ -33,9 +33,11 @@
 //     indistinguishable from "Clair could not look". If anything matched (e.g. language packages through OSV)
 //     the matcher demonstrably ran and the findings are reported as they are, with no distribution.
 // - Order: severity descending, then id, then package name, then package version (code-unit order, no locale).
-import type * as V4 from './wire.js';
 import type { Distribution, Finding, ImageRef, ImageScan, PackageRef, TrustSignal } from '../../findings/model.js';
-import { SEVERITIES, severityRank, type Severity } from '../../findings/severity.js';
+import { compareFindings, mergeDuplicates } from '../../findings/order.js';
+import { SEVERITIES, type Severity } from '../../findings/severity.js';
+import { advisoryId } from '../advisory-id.js';
+import type * as V4 from './wire.js';
 
 export interface NormaliseContext {
   image: ImageRef;
@@ -65,7 +67,7 @@ export function toImageScan(report: V4.VulnerabilityReport, context: NormaliseCo
       const finding = toFinding(vuln, packageRef, layer);
       const k = JSON.stringify([finding.id, finding.package.name, finding.package.version]);
       const seen = byKey.get(k);
-      byKey.set(k, seen ? merge(seen, finding) : finding);
+      byKey.set(k, seen ? mergeDuplicates(seen, finding) : finding);
     }
   }
   const findings = [...byKey.values()].sort(compareFindings);
@@ -125,23 +127,6 @@ export function splitLinks(links: string): string[] {
   return [...new Set(links.split(/\s+/).filter((l) => l !== ''))];
 }
 
-// An advisory identifier: an upper-case scheme, a dash, then something with a digit (CVE-2024-1, RHSA-2023:5837,
-// GHSA-jq35-85cj-fj4p, DSA-5555-1, ALAS2-2023-2000, USN-6000-1, GO-2023-1234).
-const ADVISORY = /^[A-Z][A-Z0-9]*(?:-[A-Za-z0-9]+)*-[A-Za-z0-9]*\d[A-Za-z0-9]*(?:[:.-][A-Za-z0-9]+)*$/;
-const CVE = /\bCVE-\d{4}-\d{4,}\b/g;
-
-export function advisoryId(name: string, links: string[], clairId: string): { id: string; title?: string } {
-  const text = name.trim();
-  if (ADVISORY.test(text)) return { id: text };
-  const first = (text.split(/\s/, 1)[0] ?? '').replace(/:$/, '');
-  if (first !== text && ADVISORY.test(first)) return { id: first, title: text };
-  if (/^[A-Za-z0-9.]+-\S+( \(\S+\))?$/.test(text)) return { id: text }; // already an id, e.g. pyup.io-38765 (CVE-…)
-  const cves = [...new Set(links.flatMap((l) => l.match(CVE) ?? []))];
-  const cve = cves[0];
-  if (cve !== undefined && cves.length === 1) return text === '' ? { id: cve } : { id: cve, title: text };
-  return { id: text !== '' ? text : clairId };
-}
-
 function toPackageRef(pkg: V4.Package): PackageRef {
   const ref: PackageRef = { name: pkg.name, version: pkg.version };
   const src = pkg.source;
@@ -159,26 +144,8 @@ function toPackageRef(pkg: V4.Package): PackageRef {
   return ref;
 }
 
-function merge(a: Finding, b: Finding): Finding {
-  const [keep, other] = severityRank(b.severity) > severityRank(a.severity) ? [b, a] : [a, b];
-  const merged: Finding = { ...keep, links: [...new Set([...keep.links, ...other.links])] };
-  if (merged.fixedIn === undefined && other.fixedIn !== undefined) merged.fixedIn = other.fixedIn;
-  if (merged.description === undefined && other.description !== undefined) merged.description = other.description;
-  return merged;
-}
-
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Severity descending, then id, package name, package version. */
-export function compareFindings(a: Finding, b: Finding): number {
-  return (
-    severityRank(b.severity) - severityRank(a.severity) ||
-    cmp(a.id, b.id) ||
-    cmp(a.package.name, b.package.name) ||
-    cmp(a.package.version, b.package.version)
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
