@@ -9,27 +9,15 @@ import { buildFilters } from '../../src/policy/filters.js';
 import { parseIgnoreFile, partitionRules } from '../../src/policy/ignore-file.js';
 import { JSON_SCHEMA_VERSION, renderJson } from '../../src/report/json.js';
 import type { Report, ScannedImage } from '../../src/report/model.js';
+import { finding, scanOf } from '../fixtures/report-fixtures.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url);
 const LAYER = 'sha256:aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111';
 const HOSTILE = 'crafted <script>alert(1)</script> & "quotes" ]]> end; \u001b[31mred ANSI\u001b[0m; naïve café 日本 🐳\u0007\u0000';
 
-function finding(over: Partial<Finding> & Pick<Finding, 'id' | 'severity'>): Finding {
-  return { package: { name: 'openssl', version: '3.0.11-1' }, links: [], ...over };
-}
-
-function scan(findings: Finding[], trust: TrustSignal[] = [], over: Partial<ImageScan> = {}): ImageScan {
-  return {
-    image: { ref: 'myapp:1.2', id: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' },
-    engine: { api: 'v4', url: 'http://clair:6060' },
-    distribution: { id: 'debian', version: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
-    packageCount: 120,
-    findings,
-    trust,
-    ...over,
-  };
-}
+const scan = (findings: Finding[], trust: TrustSignal[] = [], over: Partial<ImageScan> = {}): ImageScan =>
+  scanOf('myapp:1.2', findings, trust, over);
 
 const VULNERABLE = () => scan([
   finding({

@@ -8,6 +8,7 @@ import { renderJson as renderJsonRaw } from '../../src/report/json.js';
 import type { Report, ScannedImage } from '../../src/report/model.js';
 import { outcomesOf } from '../../src/report/model.js';
 import { renderTable, shortDigest, stripControl } from '../../src/report/table.js';
+import { finding, scanOf } from '../fixtures/report-fixtures.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 
 /** Every JSON document these tests render is also checked against schema/report.schema.json. */
@@ -21,21 +22,8 @@ const ESC = '\u001b';
 const HOSTILE_DESCRIPTION = 'crafted <script>alert(1)</script> & "quotes" ]]> end; \u001b[31mred ANSI\u001b[0m; naïve café 日本 🐳\u0007\u0000';
 const LAYER = 'sha256:aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111';
 
-function finding(over: Partial<Finding> & Pick<Finding, 'id' | 'severity'>): Finding {
-  return { package: { name: 'openssl', version: '3.0.11-1' }, links: [], ...over };
-}
-
-function scan(findings: Finding[], trust: TrustSignal[] = [], over: Partial<ImageScan> = {}): ImageScan {
-  return {
-    image: { ref: 'myapp:1.2', id: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' },
-    engine: { api: 'v4', url: 'http://clair:6060' },
-    distribution: { id: 'debian', version: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
-    packageCount: 120,
-    findings,
-    trust,
-    ...over,
-  };
-}
+const scan = (findings: Finding[], trust: TrustSignal[] = [], over: Partial<ImageScan> = {}): ImageScan =>
+  scanOf('myapp:1.2', findings, trust, over);
 
 function scanned(s: ImageScan, failOn: Report['failOn'] = 'High'): ScannedImage {
   return { kind: 'scanned', scan: s, verdict: decideVerdict(s, { failOn }) };
