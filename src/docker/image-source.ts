@@ -9,7 +9,9 @@ import {
   UsageError,
   errnoCode,
 } from '../runtime/errors.js';
+import type { LayerStep } from '../findings/model.js';
 import type { Endpoint } from './endpoint.js';
+import { layerSteps, type HistoryEntry } from './layer-history.js';
 
 export interface DaemonInfo {
   version: string;
@@ -44,6 +46,8 @@ export interface ImageSource {
    * address of its network: the host address that container can reach.
    */
   publishedPortGateway?(port: number): Promise<string | undefined>;
+  /** The build step of each layer (for the report), when the daemon's history can be paired with the layers. */
+  layerSteps?(image: ImageInfo): Promise<LayerStep[] | undefined>;
 }
 
 interface SignalCalls {
@@ -144,6 +148,14 @@ export class DockerImageSource implements ImageSource {
       }
     }
     return stream;
+  }
+
+  async layerSteps(image: ImageInfo): Promise<LayerStep[] | undefined> {
+    try {
+      return layerSteps((await this.docker.getImage(image.id).history()) as HistoryEntry[], image.diffIds);
+    } catch {
+      return undefined; // decoration only: a scan never fails for want of it
+    }
   }
 
   async publishedPortGateway(port: number): Promise<string | undefined> {

@@ -65,4 +65,13 @@ export interface ImageScan {
   packageCount: number;
   findings: Finding[];
   trust: TrustSignal[];
+  /** The image's layers, base first, with the build step that made each when the image history tells. */
+  layers?: LayerStep[];
+}
+
+export interface LayerStep {
+  /** As in Finding.layer: the digest Clair was given. */
+  digest: string;
+  /** The build step (e.g. "RUN apt-get install …", "COPY dir:… in /app"); "" for an imported base layer. */
+  createdBy: string;
 }

@@ -12,7 +12,7 @@
 // Every piece of Clair- or user-provided text is passed through stripControl (ANSI escapes, C0/C1 controls and
 // bidirectional overrides removed; everything else, `<`, `&` and non-ASCII included, kept as is).
 import Table from 'cli-table3';
-import type { Finding } from '../findings/model.js';
+import type { Finding, ImageScan } from '../findings/model.js';
 import { SEVERITIES, severityRank, type Severity } from '../findings/severity.js';
 import type { Verdict } from '../policy/verdict.js';
 import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
@@ -108,7 +108,31 @@ function renderImage(outcome: ImageOutcome, options: TableOptions, report: Repor
     // Untrusted (or, defensively, anything else) with nothing listed: never an empty, clean-looking table.
     return `${header}\nNo findings listed, but this does NOT mean the image is clean: ${stripControl(verdict.reason)}${note}`;
   }
-  return `${header}\n${renderFindings(findings, options)}\n${summaryLine(findings, color)}${note}`;
+  return `${header}\n${renderFindings(findings, options)}\n${summaryLine(findings, color)}${note}${layerLegend(scan, findings, options.width)}`;
+}
+
+/** Which build step made each layer that introduced a listed finding (from the image history, when known). */
+function layerLegend(scan: ImageScan, findings: readonly Finding[], width: number | undefined): string {
+  const used = new Set(findings.map((f) => f.layer).filter((l): l is string => Boolean(l)));
+  const steps = (scan.layers ?? []).filter((l) => used.has(l.digest));
+  if (steps.length === 0) return '';
+  const room = Math.max((width ?? 120) - 16, 20);
+  const lines = steps.map((l) => {
+    const step = stripControl(describeStep(l.createdBy));
+    return `  ${shortDigest(l.digest)}  ${step.length > room ? `${step.slice(0, room - 1)}…` : step}`;
+  });
+  return `\nLayers:\n${lines.join('\n')}`;
+}
+
+/** `/bin/sh -c #(nop) COPY x` → `COPY x`; `/bin/sh -c cmd` → `RUN cmd`; BuildKit's `RUN … # buildkit` → `RUN …`. */
+export function describeStep(createdBy: string): string {
+  const text = createdBy.replace(/\s+/g, ' ').trim();
+  if (text === '') return '(base layer, no build step recorded)';
+  const nop = /^\/bin\/sh -c #\(nop\) ?(.*)$/.exec(text);
+  if (nop) return (nop[1] ?? '').trim();
+  const shell = /^\/bin\/sh -c (.*)$/.exec(text);
+  if (shell) return `RUN ${shell[1]}`;
+  return text.replace(/ # buildkit$/, '');
 }
 
 const HEAD = ['Severity', 'ID', 'Package', 'Installed', 'Fixed in', 'Layer'];

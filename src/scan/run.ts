@@ -13,6 +13,7 @@ import { resolveEndpoint } from '../docker/endpoint.js';
 import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
 import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
 import { chooseLayerBinding } from '../layers/advertise.js';
+import type { LayerStep } from '../findings/model.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
 import type { ImageOutcome, Report } from '../report/model.js';
@@ -124,6 +125,8 @@ async function scanAll(
         : await scanImageV4({
           archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
         });
+      const steps = images.layerSteps?.(result.scan.image.id);
+      if (steps) result.scan.layers = steps;
       if (stats) {
         stats.layersSent += result.layersSent;
         stats.bytesSent += result.bytesSent;
@@ -162,6 +165,8 @@ interface RunImages {
   targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
   /** Passes over the archives so far (RunStats.saves). */
   passes: () => number;
+  /** The build step of each layer of an image (by image ID), when the daemon's history told it. */
+  layerSteps?: (id: string) => LayerStep[] | undefined;
   /** The daemon's answer to "which gateway reaches a container publishing this port" (Clair in Docker). */
   publishedPortGateway?: (port: number) => Promise<string | undefined>;
 }
@@ -180,11 +185,15 @@ async function daemonImages(options: Readonly<ScanOptions>, globals: DockerGloba
   const daemon = await source.connect({ signal });
   log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
   const from = source;
+  const layerStepsById = new Map<string, LayerStep[]>();
   return {
+    layerSteps: (id: string) => layerStepsById.get(id),
     targets: options.images.map((ref) => ({
       ref,
       open: async (progress) => {
         const image = await from.inspect(ref);
+        const steps = await from.layerSteps?.(image);
+        if (steps) layerStepsById.set(image.id, steps);
         log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
         progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
         return new DaemonImageArchive(from, image);

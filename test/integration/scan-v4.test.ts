@@ -64,6 +64,15 @@ describe('scan on Clair v4 (cold, warm, shared base)', () => {
     assert.equal(fixture?.layer, layers[2], 'introduced by the dpkg -i layer');
   });
 
+  it('the table names the build step of each layer with findings, from the image history (warm rescan too)', async () => {
+    const run = await scanInProcess(['--clair', clair.url, TEST_IMAGES.multilayer]);
+    assert.equal(run.stats.saves, 0, 'warm: the steps come from the history API, not from an export');
+    const layers = diffIds(TEST_IMAGES.multilayer);
+    const short = (d: string | undefined) => (d ?? '').slice(7, 19);
+    assert.match(run.stdout, new RegExp(`\\nLayers:\\n {2}${short(layers[0])} {2}\\(base layer, no build step recorded\\)`));
+    assert.match(run.stdout, new RegExp(`\\n {2}${short(layers[2])} {2}RUN dpkg -i /opt/docker-clair-fixture/debs/docker-clair-fixture_1\\.2\\.3-1_all\\.deb`));
+  });
+
   it('--fail-on decides the exit code; none never fails on findings', async () => {
     assert.equal((await scanInProcess(['--clair', clair.url, '-q', '--fail-on', 'critical', TEST_IMAGES.debian12])).code, 1);
     assert.equal((await scanInProcess(['--clair', clair.url, '-q', '--fail-on', 'none', TEST_IMAGES.debian12])).code, 0);
