@@ -430,6 +430,26 @@ describe('zero disk: the plugin writes no image bytes', () => {
     }
   });
 
+  it('Clair v1: a cold scan of multilayer, layers posted parent first, opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
+    const clair = await startClairDouble({ api: 'v1' });
+    try {
+      const mark = proxy.requests.length;
+      const t = await tracedDockerScan(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', TEST_IMAGES.multilayer]);
+      assert.equal(t.run.code, 1, describeRun(t.run));
+      parseReport(t.run.stdout, t.run);
+      // One export: the out-of-order layers fit in the default --v1-buffer, in memory.
+      assert.equal(exports(proxy.since(mark)).length, 1);
+      assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
+      const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
+      assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
+      const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
+      assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
+      assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+    } finally {
+      await clair.close();
+    }
+  });
+
   it('with --format json=<dir>/r.json only the report is written: a temp name in the same dir, then rename', { timeout: TIMEOUT }, async () => {
     const clair = await startClairDouble();
     const out = mkdtempSync(path.join(scratch, 'report-'));
