@@ -5,6 +5,7 @@
 //   npm run bench -- metadata              one (or several) by name
 //   npm run bench -- metadata --runs 50 --warmup 5
 //   npm run bench -- scan [--runs 5 --warmup 1]
+//   npm run bench -- scan-v1 [--runs 3 --warmup 1]
 //   npm run bench -- scan --binary PATH    another build of the plugin instead of dist/docker-clair
 //   npm run bench -- scan --idle-wait 60   before each timed step, wait up to 60 s (default) for an idle machine
 //   npm run bench -- --list
@@ -13,6 +14,8 @@
 //   scan      cold/warm scan vs `docker save > /dev/null` on a ~200 MB and a ~816 MB local image, against a
 //             fresh Clair double per cold run: wall time, peak RSS, docker save calls, client bytes written
 //             (see docs/benchmarks.md)
+//   scan-v1   the same against the double in Clair v1 mode (--clair-api v1), with --v1-buffer 256MiB (default) and
+//             64MiB: wall time, peak RSS against the buffer cap, docker save passes, client bytes written
 //
 // Exits non-zero only when a benchmark cannot run (missing binary, a command fails); a missed goal is
 // reported as MISS but is a measurement, not an error.
@@ -315,8 +318,8 @@ function cpuDelta(a, b) {
  * Starts a fresh Clair double (`node --import tsx test/double/main.ts`, one process, so its CPU time can be read
  * from /proc) on a free loopback port; resolves once it says it is listening, so its startup is not timed.
  */
-async function startDouble(env) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/double/main.ts', '--listen', '127.0.0.1:0'], {
+async function startDouble(env, extraArgs = []) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/double/main.ts', '--listen', '127.0.0.1:0', ...extraArgs], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -354,6 +357,8 @@ async function startDouble(env) {
     log,
     /** Index POSTs the double answered with 201 (one per one-layer manifest plus the image's). */
     indexPosts: () => log.filter((l) => /POST \/indexer\/api\/v1\/index_report 201/.test(l)).length,
+    /** v1 layer POSTs the double answered with 201 (one per layer Clair v1 indexed). */
+    v1LayerPosts: () => log.filter((l) => /POST \/v1\/layers 201/.test(l)).length,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -673,6 +678,231 @@ async function scanBenchmarkWith(opts, original, binary) {
   return { pass, lines: [] };
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// scan-v1: the same images and machinery as `scan`, against the Clair double in `--api v1` mode, with the default
+// --v1-buffer (256 MiB) and with --v1-buffer 64MiB (smaller than the 800m image's 175 MB layers, so any layer that
+// arrives before its parent must be read again in a further `docker save` pass).
+
+const V1_BUFFERS = [
+  { name: '256MiB (default)', short: '256MiB', args: [], cap: 256 * 1024 * 1024 },
+  { name: '64MiB', short: '64MiB', args: ['--v1-buffer', '64MiB'], cap: 64 * 1024 * 1024 },
+];
+
+/** The plugin's own account of a v1 scan (its -D output): passes over the save stream, the most bytes buffered. */
+function v1Debug(stderr) {
+  const m = /Clair v1: (\d+) pass\(es\) over .*?; (\d+) layer read\(s\) skipped for a further pass; at most (\d+) bytes held in memory/.exec(stderr);
+  return m ? { passes: Number(m[1]), skipped: Number(m[2]), peakBuffered: Number(m[3]) } : undefined;
+}
+
+async function scanV1Benchmark(opts) {
+  const { binary: original } = await hostBinaryAndNode(opts.binary);
+  // Run a private copy: the binary in dist/ may be rebuilt while the benchmark runs.
+  const binDir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-bin-'));
+  try {
+    const binary = path.join(binDir, 'docker-clair');
+    copyFileSync(original, binary);
+    chmodSync(binary, 0o755);
+    return await scanV1BenchmarkWith(opts, original, binary);
+  } finally {
+    rmSync(binDir, { recursive: true, force: true });
+  }
+}
+
+async function scanV1BenchmarkWith(opts, original, binary) {
+  const socket = daemonSocket();
+  const env = { ...benchEnv(), DOCKER_HOST: `unix://${socket}` };
+  const say = (line) => console.log(line);
+
+  const build = spawnSync('bash', [path.join(ROOT, 'scripts', 'bench-images.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (build.status !== 0) throw new Error(`scripts/bench-images.sh failed (exit ${build.status ?? build.signal})`);
+  const images = SCAN_IMAGES.map((i) => ({ ...i, ...inspectImage(i.ref, env) }));
+  const dockerdPid = findDockerd(socket);
+  const binStat = statSync(original);
+  const binHash = createHash('sha256').update(readFileSync(binary)).digest('hex');
+  say(`  binary ${rel(original)} (${mbF(binStat.size)}, modified ${binStat.mtime.toISOString()}, sha256 ${binHash.slice(0, 16)}…, run from a private copy); ` +
+    `dockerd pid ${dockerdPid ?? 'not identified'}; load average at start ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  for (const img of images) say(`  ${img.ref}: ${img.id.slice(0, 19)}…, ${mbF(img.size)}, ${img.layers} layers`);
+
+  const base = [];
+  for (let i = 0; i < 3; i++) base.push(await runMeasured('docker-clair version', binary, ['version'], { env, devNull: true }));
+  const baseRss = Math.max(...base.map((r) => r.rssKb * 1024));
+  say(`  baseline: \`docker-clair version\` peak RSS ${mbF(baseRss)} (max of 3)`);
+
+  const save = async (img, runEnv = env) => {
+    const before = cpuSnapshot(dockerdPid);
+    const r = await runMeasured(`docker save ${img.ref}`, 'docker', ['save', img.ref], { env: runEnv, devNull: true });
+    const cpu = cpuDelta(before, cpuSnapshot(dockerdPid));
+    if (r.exit !== 0) throw new Error(`docker save ${img.ref}: exit ${r.exit}\n${r.stderr}`.trim());
+    return { r, cpu };
+  };
+  // -D: the plugin logs (to stderr) how many passes it made and the most layer bytes it buffered.
+  const scanArgs = (url, img, buf) => ['-D', 'scan', '--clair', url, '--clair-api', 'v1', ...buf.args, '-q', '--format', 'json', img.ref];
+  const coldAndWarm = async (img, buf, runEnv = env, between = () => {}) => {
+    const dbl = await startDouble(benchEnv(), ['--api', 'v1']);
+    try {
+      const label = `cold v1 scan (--v1-buffer ${buf.short}) of ${img.ref}`;
+      const before = cpuSnapshot(dockerdPid, dbl.pid);
+      const cold = await runMeasured(label, binary, scanArgs(dbl.url, img, buf), { env: runEnv, sample: true });
+      const coldCpu = cpuDelta(before, cpuSnapshot(dockerdPid, dbl.pid));
+      const coldVerdict = checkScan(label, cold, img);
+      const coldPosts = dbl.v1LayerPosts();
+      if (coldPosts < 1) throw new Error(`${label}: the double indexed no layer; was it cold?`);
+      const coldDebug = v1Debug(cold.stderr);
+      between();
+      const before2 = cpuSnapshot(dockerdPid, dbl.pid);
+      const warm = await runMeasured(`warm ${label.slice(5)}`, binary, scanArgs(dbl.url, img, buf), { env: runEnv, sample: true });
+      const warmCpu = cpuDelta(before2, cpuSnapshot(dockerdPid, dbl.pid));
+      checkScan(`warm ${label.slice(5)}`, warm, img);
+      const warmPosts = dbl.v1LayerPosts() - coldPosts;
+      return { cold, coldCpu, coldVerdict, coldPosts, coldDebug, warm, warmCpu, warmPosts, warmDebug: v1Debug(warm.stderr) };
+    } finally {
+      await dbl.stop();
+    }
+  };
+  const debugF = (d) => (d ? `plugin: ${d.passes} pass(es), ${d.skipped} layer read(s) skipped, at most ${mbF(d.peakBuffered)} buffered` : 'plugin: no pass line');
+
+  const idleMs = opts.idleWait * 1000;
+  let idleMisses = 0;
+  let idleWaits = 0;
+  const idle = async () => {
+    if (idleMs === 0) return '';
+    const w = await waitForIdle(idleMs);
+    idleWaits++;
+    if (!w.idle) idleMisses++;
+    return w.idle ? `; idle after ${(w.waited / 1000).toFixed(0)} s` : `; NOT idle after ${(w.waited / 1000).toFixed(0)} s (${w.cores.toFixed(1)} cores busy)`;
+  };
+
+  const results = [];
+  for (const img of images) {
+    say(`  ${img.name}: ${opts.warmup} warm-up round(s) (save + default-buffer cold scan, discarded), then ${opts.runs} rounds of ` +
+      `save, cold scan --v1-buffer ${V1_BUFFERS.map((b) => b.short).join(', cold scan --v1-buffer ')}, order rotating`);
+    for (let i = 0; i < opts.warmup; i++) {
+      await save(img);
+      await coldAndWarm(img, V1_BUFFERS[0]);
+    }
+    const saves = [];
+    const scans = V1_BUFFERS.map(() => []);
+    for (let i = 0; i < opts.runs; i++) {
+      const steps = [
+        async () => {
+          const waited = await idle();
+          const s = await save(img);
+          saves.push(s);
+          say(runLine('save', s.r, s.cpu, waited));
+        },
+        ...V1_BUFFERS.map((buf, k) => async () => {
+          const waited = await idle();
+          const c = await coldAndWarm(img, buf);
+          scans[k].push(c);
+          say(runLine(`cold ${buf.short}`, c.cold, c.coldCpu, `; ${c.coldVerdict}; double indexed ${c.coldPosts} layers; ${debugF(c.coldDebug)}${waited}`));
+          say(runLine(`warm ${buf.short}`, c.warm, c.warmCpu, `; double indexed ${c.warmPosts} layers; ${debugF(c.warmDebug)}`));
+        }),
+      ];
+      const rot = i % steps.length;
+      for (const step of [...steps.slice(rot), ...steps.slice(0, rot)]) await step();
+    }
+
+    // Observed run per buffer size, through the counting proxy: export requests of the cold scan and the warm rescan.
+    if (idleMs > 0) await waitForIdle(idleMs);
+    const dir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-'));
+    const proxy = await startDockerProxy({ listenPath: path.join(dir, 'docker.sock'), upstreamPath: socket });
+    const observed = [];
+    let refSave;
+    try {
+      const proxyEnv = { ...env, DOCKER_HOST: `unix://${proxy.path}` };
+      await save(img, proxyEnv);
+      refSave = proxy.saves();
+      for (const buf of V1_BUFFERS) {
+        proxy.reset();
+        let coldSaves;
+        const c = await coldAndWarm(img, buf, proxyEnv, () => {
+          coldSaves = proxy.saves().map((r) => ({ ...r }));
+          proxy.reset();
+        });
+        const warmSaves = proxy.saves();
+        observed.push({ buf, coldSaves, warmSaves, warmRequests: proxy.requests.map((r) => `${r.method} ${r.path.replace(/\?.*/, '')}`), c });
+      }
+    } finally {
+      await proxy.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const exp = (r) => (r.firstByteAt !== undefined
+      ? `first byte ${secsF(r.firstByteAt - r.at)}, last ${secsF(r.lastByteAt - r.at)}, ${mbF(r.bytes)}` : 'no bytes');
+    say(`    via proxy: docker save: ${refSave.map(exp).join('; ')}`);
+    for (const o of observed) {
+      const t0 = o.coldSaves[0]?.at ?? 0;
+      say(`    via proxy, --v1-buffer ${o.buf.short}: cold scan ${secsF(o.c.cold.wallMs)}: ${o.coldSaves.length} export request(s)` +
+        `${o.coldSaves.map((r, k) => `\n      pass ${k + 1}: starts ${secsF(r.at - t0)} after the first, ${exp(r)}`).join('')}` +
+        `\n      ${debugF(o.c.coldDebug)}; warm rescan: ${o.warmSaves.length} export request(s); daemon requests: ${o.warmRequests.join(', ')}`);
+    }
+    results.push({ img, saves, scans, observed });
+  }
+
+  // Summary: one column per image × buffer size.
+  const cols = [];
+  for (const { img, saves, scans, observed } of results) {
+    const saveMs = median(saves.map((s) => s.r.wallMs));
+    V1_BUFFERS.forEach((buf, k) => {
+      const sc = scans[k];
+      const o = observed[k];
+      const coldMs = median(sc.map((s) => s.cold.wallMs));
+      const passes = sc.map((s) => s.coldDebug?.passes ?? NaN).concat(o.c.coldDebug?.passes ?? NaN);
+      cols.push({
+        img, buf, saveMs,
+        saveRange: [Math.min(...saves.map((s) => s.r.wallMs)), Math.max(...saves.map((s) => s.r.wallMs))],
+        coldMs,
+        coldRange: [Math.min(...sc.map((s) => s.cold.wallMs)), Math.max(...sc.map((s) => s.cold.wallMs))],
+        ratio: coldMs / saveMs,
+        warmMs: median(sc.map((s) => s.warm.wallMs)),
+        coldRss: Math.max(...sc.map((s) => s.cold.rssKb * 1024), o.c.cold.rssKb * 1024),
+        warmRss: Math.max(...sc.map((s) => s.warm.rssKb * 1024), o.c.warm.rssKb * 1024),
+        anon: Math.max(...sc.map((s) => s.cold.sampled?.anon ?? 0)),
+        file: Math.max(...sc.map((s) => s.cold.sampled?.file ?? 0)),
+        warmAnon: Math.max(...sc.map((s) => s.warm.sampled?.anon ?? 0)),
+        peakBuffered: Math.max(...sc.map((s) => s.coldDebug?.peakBuffered ?? NaN), o.c.coldDebug?.peakBuffered ?? NaN),
+        pluginPasses: [Math.min(...passes), Math.max(...passes)],
+        savesCold: o.coldSaves.length,
+        savesWarm: o.warmSaves.length,
+        written: Math.max(...sc.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]), o.c.cold.io.write_bytes, o.c.warm.io.write_bytes),
+        scanClientCpu: median(sc.map((s) => s.cold.cpuS)),
+        scanDockerdCpu: sc.every((s) => s.coldCpu.dockerd !== undefined) ? median(sc.map((s) => s.coldCpu.dockerd)) : undefined,
+      });
+    });
+  }
+  const w = 24;
+  const rows = [];
+  const row = (label, cells, goal = '') => rows.push(`  ${label.padEnd(36)}${cells.map((c) => String(c).padEnd(w)).join('')}${goal}`);
+  const range = ([lo, hi]) => `${(lo / 1000).toFixed(2)}–${(hi / 1000).toFixed(2)}`;
+  row('', cols.map((c) => `${c.img.name}, ${c.buf.short}`), 'goal (v4, issue #4) / note');
+  row('docker save > /dev/null, median', cols.map((c) => `${secsF(c.saveMs)} (${range(c.saveRange)})`));
+  row('cold v1 scan, median', cols.map((c) => `${secsF(c.coldMs)} (${range(c.coldRange)})`));
+  row('cold scan ÷ save', cols.map((c) => `${c.ratio.toFixed(2)} ${verdictF(c.ratio <= SCAN_GOALS.ratio)}`), `<= ${SCAN_GOALS.ratio}`);
+  row('warm rescan, median', cols.map((c) => secsF(c.warmMs)));
+  row('docker save passes cold / warm', cols.map((c) => `${c.savesCold} / ${c.savesWarm} ${verdictF(c.savesCold === 1 && c.savesWarm === 0)}`), '1 / 0 (proxy, observed run)');
+  row('  passes reported by the plugin', cols.map((c) => (c.pluginPasses[0] === c.pluginPasses[1] ? `${c.pluginPasses[0]}` : `${c.pluginPasses[0]}–${c.pluginPasses[1]}`)), '(every cold run, -D)');
+  row('layer bytes buffered (max)', cols.map((c) => `${mbF(c.peakBuffered)} ${c.peakBuffered <= c.buf.cap ? '<=' : '>'} cap`), `(cap = --v1-buffer: ${V1_BUFFERS.map((b) => `${b.short} = ${mbF(b.cap)}`).join(', ')})`);
+  row('peak RSS, cold scan (max)', cols.map((c) => `${mbF(c.coldRss)} ${verdictF(c.coldRss <= SCAN_GOALS.rssBytes)}`), `<= ${mbF(SCAN_GOALS.rssBytes)}`);
+  const withinCap = (c) => c.coldRss - baseRss <= c.buf.cap;
+  row('  peak RSS − baseline `version`', cols.map((c) => `${mbF(c.coldRss - baseRss)} ${verdictF(withinCap(c))}`), `<= cap (baseline ${mbF(baseRss)})`);
+  row('  sampled RssAnon / RssFile (max)', cols.map((c) => `${mbF(c.anon)} / ${mbF(c.file)}`), '(every 100 ms)');
+  row('peak RSS, warm rescan (max)', cols.map((c) => `${mbF(c.warmRss)}`));
+  for (const buf of V1_BUFFERS) {
+    const [a, b] = cols.filter((c) => c.buf === buf);
+    const r = b.coldRss / a.coldRss;
+    row(`peak RSS ${b.img.name} ÷ ${a.img.name}, ${buf.short}`, [`${r.toFixed(2)} ${verdictF(r <= SCAN_GOALS.rssRatio)}`], `<= ${SCAN_GOALS.rssRatio}`);
+  }
+  row('client write_bytes (max)', cols.map((c) => `${c.written} ${verdictF(c.written <= SCAN_GOALS.writeBytes)}`), `${SCAN_GOALS.writeBytes}`);
+  row('CPU s, cold scan (median)', cols.map((c) => `plugin ${cpuF(c.scanClientCpu)}`));
+  row('  dockerd', cols.map((c) => cpuF(c.scanDockerdCpu)));
+  say(`  results (wall times: median of ${opts.runs}, range in brackets; RSS: max over the rounds and the observed run; MB = 10^6 bytes)`);
+  if (idleMs > 0) say(`  ${idleWaits - idleMisses} of ${idleWaits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
+  for (const r of rows) say(r);
+  // The point of this benchmark: memory bounded by the cap (the whole peak RSS above the plugin's floor, not only
+  // the buffered layer bytes), nothing written to disk, no export on a warm rescan.
+  const pass = cols.every((c) => c.peakBuffered <= c.buf.cap && withinCap(c) && c.written <= SCAN_GOALS.writeBytes && c.savesWarm === 0);
+  return { pass, lines: [] };
+}
+
 /**
  * The registry of benchmarks. Each entry: description, and run(opts) -> { lines, pass? }.
  * `available()` may return a reason string when the benchmark cannot run here (it is then skipped
@@ -732,6 +962,14 @@ const BENCHMARKS = {
       return undefined;
     },
     run: scanBenchmark,
+  },
+  'scan-v1': {
+    description: 'cold/warm `docker-clair scan --clair-api v1` (--v1-buffer 256MiB and 64MiB) vs `docker save > /dev/null`, Clair double --api v1',
+    defaults: { runs: 3, warmup: 1 },
+    available() {
+      return BENCHMARKS.scan.available();
+    },
+    run: scanV1Benchmark,
   },
 };
 
