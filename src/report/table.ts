@@ -41,8 +41,11 @@ const LINE_BREAKS = /[\t\n\v\f\r\u0085\u2028\u2029]+/g;
 const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /** Text safe to print on a terminal on one line: escape sequences and control characters removed. */
+// A lone UTF-16 surrogate cannot be encoded: a terminal or file would get U+FFFD anyway, so say so up front.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 export function stripControl(text: string): string {
-  return text.replace(ESCAPES, '').replace(LINE_BREAKS, ' ').replace(CONTROLS, '');
+  return text.replace(ESCAPES, '').replace(LINE_BREAKS, ' ').replace(CONTROLS, '').replace(LONE_SURROGATE, '\uFFFD');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
