@@ -441,18 +441,22 @@ function runLine(kind, r, cpu, extra = '') {
   );
 }
 
-async function scanBenchmark(opts) {
+/** Runs `benchmark(opts, original, copy)` on a private copy of the binary: dist/ may be rebuilt meanwhile. */
+async function withPrivateBinary(opts, benchmark) {
   const { binary: original } = await hostBinaryAndNode(opts.binary);
-  // Run a private copy: the binary in dist/ may be rebuilt while the benchmark runs.
   const binDir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-bin-'));
   try {
     const binary = path.join(binDir, 'docker-clair');
     copyFileSync(original, binary);
     chmodSync(binary, 0o755);
-    return await scanBenchmarkWith(opts, original, binary);
+    return await benchmark(opts, original, binary);
   } finally {
     rmSync(binDir, { recursive: true, force: true });
   }
+}
+
+function scanBenchmark(opts) {
+  return withPrivateBinary(opts, scanBenchmarkWith);
 }
 
 async function scanBenchmarkWith(opts, original, binary) {
@@ -694,18 +698,8 @@ function v1Debug(stderr) {
   return m ? { passes: Number(m[1]), skipped: Number(m[2]), peakBuffered: Number(m[3]) } : undefined;
 }
 
-async function scanV1Benchmark(opts) {
-  const { binary: original } = await hostBinaryAndNode(opts.binary);
-  // Run a private copy: the binary in dist/ may be rebuilt while the benchmark runs.
-  const binDir = mkdtempSync(path.join(tmpdir(), 'docker-clair-bench-bin-'));
-  try {
-    const binary = path.join(binDir, 'docker-clair');
-    copyFileSync(original, binary);
-    chmodSync(binary, 0o755);
-    return await scanV1BenchmarkWith(opts, original, binary);
-  } finally {
-    rmSync(binDir, { recursive: true, force: true });
-  }
+function scanV1Benchmark(opts) {
+  return withPrivateBinary(opts, scanV1BenchmarkWith);
 }
 
 async function scanV1BenchmarkWith(opts, original, binary) {

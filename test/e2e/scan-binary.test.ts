@@ -404,6 +404,13 @@ async function tracedDockerScan(args: string[]): Promise<TracedScan> {
   return { run, writes: fileWrites(events, pluginPids), pluginPids, io };
 }
 
+/** The traced run made no write-mode open, create, rename, truncate or mkdir, and the kernel counted 0 bytes written. */
+function assertNothingWritten(t: Awaited<ReturnType<typeof tracedDockerScan>>): void {
+  const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
+  assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
+  assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+}
+
 describe('zero disk: the plugin writes no image bytes', () => {
   before(() => {
     assert.ok(straceAvailable(), 'strace is needed for the zero-disk tests: apt-get install strace (.ci/run installs it)');
@@ -422,9 +429,7 @@ describe('zero disk: the plugin writes no image bytes', () => {
       const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
       assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
 
-      const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
-      assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
-      assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+      assertNothingWritten(t);
     } finally {
       await clair.close();
     }
@@ -442,9 +447,7 @@ describe('zero disk: the plugin writes no image bytes', () => {
       assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
       const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
       assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
-      const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
-      assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
-      assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+      assertNothingWritten(t);
     } finally {
       await clair.close();
     }
