@@ -5,11 +5,21 @@ import { splitArgv, ArgvError, type DockerGlobalFlags } from '../plugin/argv.js'
 import { UsageError } from '../runtime/errors.js';
 import { VERSION } from '../version.js';
 import { toScanOptions, withScanOptions, type RawScanArgs, type ScanOptions } from './options/scan-options.js';
+import {
+  toServerOptions,
+  withDownOptions,
+  withLogsOptions,
+  withStatusOptions,
+  withUpOptions,
+  type RawServerArgs,
+  type ServerOptions,
+} from './options/server-options.js';
 
 export type Invocation =
   | { kind: 'text'; text: string }
   | { kind: 'version' }
-  | { kind: 'scan'; options: Readonly<ScanOptions> };
+  | { kind: 'scan'; options: Readonly<ScanOptions> }
+  | { kind: 'server'; options: Readonly<ServerOptions> };
 
 export interface ParsedCommandLine {
   invocation: Invocation;
@@ -17,7 +27,7 @@ export interface ParsedCommandLine {
   pluginMode: boolean;
 }
 
-const COMMANDS = ['scan', 'version'];
+const COMMANDS = ['scan', 'server', 'version'];
 
 /** docker's global flags, also accepted after the command for standalone use (`docker-clair scan -H …`). */
 function withDockerOptions<T>(y: Argv<T>) {
@@ -101,6 +111,23 @@ export async function parseCommandLine(
         invocation = { kind: 'scan', options: toScanOptions(args as RawScanArgs, env) };
       },
     )
+    .command('server', 'Run a local Clair in Docker for scans (up, status, logs, down)', (y) => {
+      const server = (action: ServerOptions['action']) => (args: unknown) => {
+        rawDocker = args as RawDockerArgs;
+        invocation = { kind: 'server', options: toServerOptions(action, args as RawServerArgs) };
+      };
+      return y
+        .usage(`Usage:  ${name} server COMMAND\n\nA local Clair v4 with PostgreSQL, managed by docker-clair; scans use it when no --clair is given.`)
+        .command('up', 'Create and start the local Clair, then wait for its first vulnerability update', (yy) =>
+          withUpOptions(yy).usage(
+            `Usage:  ${name} server up [OPTIONS]\n\nStart Clair v4 and PostgreSQL in containers (network ${'docker-clair'}, API on 127.0.0.1 only).\n` +
+              'Exit status: 0 ready, 2 error, 3 running but the first vulnerability update has not finished.',
+          ), server('up'))
+        .command('status', 'Show the local Clair (exit 0 ready, 3 database still empty, 2 down)', (yy) => withStatusOptions(yy), server('status'))
+        .command('logs', "Show Clair's logs", (yy) => withLogsOptions(yy), server('logs'))
+        .command('down', 'Stop and remove the local Clair (the database volume is kept unless --volumes)', (yy) => withDownOptions(yy), server('down'))
+        .demandCommand(1, `"${name} server" requires a command: up, status, logs or down`);
+    })
     .command('version', 'Show the docker-clair version information', {}, (args) => {
       rawDocker = args as RawDockerArgs;
       invocation = { kind: 'version' };

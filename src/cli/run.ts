@@ -45,6 +45,13 @@ export async function runCli(io: CliIo): Promise<number> {
           signal: io.signal ?? new AbortController().signal,
         });
       }
+      case 'server': {
+        const { runServer } = await import('../server/run.js');
+        const log = createLogger(io.stderr, { debug });
+        return await runServer(invocation.options, globals, {
+          env: io.env, stdout: io.stdout, stderr: io.stderr, log, signal: io.signal ?? new AbortController().signal,
+        });
+      }
     }
   } catch (error) {
     reportError(io.stderr, error, debug);

@@ -42,7 +42,9 @@ export type OfferOutcome =
   | { served: false; reason: 'withdrawn' }
   | { served: false; reason: 'failed'; bytes: number; error: Error };
 
-const DIGEST_PATH = /^\/layers\/(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
+// /probe/ serves the preflight's probe layer exactly as /layers/ serves the image's: only the name differs, so
+// logs (Clair's, a proxy's, the tests') can tell the two apart.
+const DIGEST_PATH = /^\/(?:layers|probe)\/(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
 
 export class LayerServer {
   readonly secret = randomBytes(32).toString('base64url');
@@ -95,8 +97,8 @@ export class LayerServer {
     return { Authorization: [`Bearer ${this.secret}`] };
   }
 
-  url(digest: string): string {
-    return `${this.baseUrl}/layers/${digest}`;
+  url(digest: string, kind: 'layers' | 'probe' = 'layers'): string {
+    return `${this.baseUrl}/${kind}/${digest}`;
   }
 
   /** Adds digests that belong to this scan (known only while the archive streams, e.g. containerd blobs). */

@@ -117,3 +117,14 @@ export function errnoCode(error: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The managed Clair (`docker clair server …`) cannot be created, started, reached or found. */
+export class ManagedClairError extends DockerClairError {
+  readonly code = 'MANAGED_CLAIR';
+}
+
+/** The managed Clair answers, but its first vulnerability update has not finished: no scan can be trusted yet. */
+export class ManagedClairNotUpdatedError extends DockerClairError {
+  readonly code = 'MANAGED_CLAIR_NOT_UPDATED';
+  override readonly exitCode = ExitCode.Untrusted;
+}

@@ -36,6 +36,7 @@ import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
 import { loadRunPolicy } from './run-policy.js';
+import type { ManagedClairEndpoint } from '../server/managed-server.js';
 
 export interface ScanDeps {
   env: Record<string, string | undefined>;
@@ -88,15 +89,21 @@ async function scanAll(
       throw new NotImplementedError(`--format ${output.format} is not implemented yet`, 'use --format table or --format json');
     }
   }
-  const indexerUrl = options.indexerUrl ?? options.clairUrl;
-  const matcherUrl = options.matcherUrl ?? options.clairUrl;
+  let indexerUrl = options.indexerUrl ?? options.clairUrl;
+  let matcherUrl = options.matcherUrl ?? options.clairUrl;
+  // Issue 7: without --clair/CLAIR_ADDR, the managed Clair (docker clair server up), with its own PSK.
+  let managed: ManagedClairEndpoint | undefined;
   if (!indexerUrl || !matcherUrl) {
-    throw new UsageError('no Clair to scan with', 'pass --clair URL (or set CLAIR_ADDR), e.g. --clair http://clair:6060');
+    const { findManagedClair } = await import('../server/discover.js');
+    managed = await findManagedClair(globals, deps.env, deps.home, log, signal);
+    log.debug(`Clair: the managed server at ${managed.url.href}`);
+    indexerUrl = managed.url;
+    matcherUrl = managed.url;
   }
   // Issue 5: the ignore file is read and checked before anything is exported (a bad file fails fast, exit 2).
   const clock = deps.clock ?? (() => new Date());
   const policy = await loadRunPolicy(options, { now: clock(), log, ...(deps.cwd ? { cwd: deps.cwd } : {}) });
-  const psk = pskFromEnv(deps.env);
+  const psk = managed ? managed.psk : pskFromEnv(deps.env);
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
   const images = options.input === undefined
@@ -108,7 +115,9 @@ async function scanAll(
   log.debug(`Clair API: ${api.api} (${api.why})`);
   const clairV1 = api.api === 'v1' ? await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) }) : undefined;
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
-  const binding = await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
+  const binding = managed?.gateway && !options.layerAddress
+    ? { listenHost: managed.gateway, listenPort: 0, advertiseHost: managed.gateway, why: "the managed Clair's network gateway" }
+    : await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;

@@ -32,6 +32,7 @@ import {
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
 import type { ImageArchive } from './image-archive.js';
+import { preflightLayerServer } from './preflight.js';
 
 export interface ScanImageV4Context {
   archive: ImageArchive;
@@ -102,7 +103,11 @@ async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ id: strin
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
   let id: string;
+  let probe = { layers: 0, bytes: 0 };
   try {
+    // Before the export: a Clair that cannot reach us is told in one message, not after minutes of staging.
+    const preflight = await preflightLayerServer(server, clair, log, signal);
+    probe = { layers: server.stats.layersServed, bytes: preflight.bytes };
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
     let end: ArchiveEnd;
     try {
@@ -136,7 +141,7 @@ async function indexFromSaveStream(ctx: ScanImageV4Context): Promise<{ id: strin
     (deleted) => log.debug(`deleted ${deleted.length} one-layer manifest(s) from Clair`),
     (error: unknown) => log.debug(`could not delete the one-layer manifests: ${(error as Error).message}`),
   );
-  return { id, layersSent: server.stats.layersServed, bytesSent: server.stats.bytesServed };
+  return { id, layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes };
 }
 
 /** One pass over the archive: each of the image's layers indexed as a one-layer manifest as it streams by. */

@@ -20,6 +20,7 @@ import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy, type ProxiedRequest } from '../helpers/docker-proxy.js';
 import { fileWrites, isHarmlessDevice, parseStrace, processTree, straceArgs, straceAvailable } from '../helpers/strace.js';
+import { imageLayerFetches } from '../helpers/layer-fetches.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BINARY = path.join(ROOT, 'dist', 'docker-clair');
@@ -281,12 +282,12 @@ describe('docker clair scan through the docker CLI: findings, exit codes, export
     assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
       `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
     assert.equal(exports(seen).length, 1, `expected exactly one export:\n${showRequests(seen)}`);
-    assert.deepEqual(clair.layerFetches.map((f) => f.digest), diffIds(TEST_IMAGES.debian12));
+    assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), diffIds(TEST_IMAGES.debian12));
   });
 
   it('warm rescan: same findings, and the daemon is never asked to export', { timeout: TIMEOUT }, async () => {
     const mark = proxy.requests.length;
-    const fetches = clair.layerFetches.length;
+    const fetches = imageLayerFetches(clair).length;
     const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
     assert.equal(r.code, 1, describeRun(r));
     const image = parseReport(r.stdout, r).images[0] as JsonImage;
@@ -296,7 +297,7 @@ describe('docker clair scan through the docker CLI: findings, exit codes, export
     assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
       `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
     assert.deepEqual(exports(seen), [], `a warm rescan must not export:\n${showRequests(seen)}`);
-    assert.equal(clair.layerFetches.length, fetches, 'no layer fetched');
+    assert.equal(imageLayerFetches(clair).length, fetches, 'no layer fetched');
   });
 
   it('--fail-on none: exit 0 with the same findings', { timeout: TIMEOUT }, async () => {
@@ -313,10 +314,10 @@ describe('docker clair scan through the docker CLI: findings, exit codes, export
     assert.equal(layers[0], diffIds(TEST_IMAGES.debian12)[0], 'multilayer is built on debian12');
     assert.ok(clair.hasScannedLayer(layers[0] as string), 'the previous tests scanned the base layer');
     const mark = proxy.requests.length;
-    const fetches = clair.layerFetches.length;
+    const fetches = imageLayerFetches(clair).length;
     const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
     assert.equal(r.code, 1, describeRun(r));
-    const fetched = clair.layerFetches.slice(fetches).map((f) => f.digest);
+    const fetched = imageLayerFetches(clair).slice(fetches).map((f) => f.digest);
     assert.deepEqual([...fetched].sort(), layers.slice(1).sort(), 'every layer but the shared base, once each');
     assert.equal(exports(proxy.since(mark)).length, 1, showRequests(proxy.since(mark)));
     const fixture = (parseReport(r.stdout, r).images[0] as JsonImage).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
@@ -425,8 +426,8 @@ describe('zero disk: the plugin writes no image bytes', () => {
       parseReport(t.run.stdout, t.run);
       // The image really went through the plugin: one export, every layer fetched by Clair from the plugin.
       assert.equal(exports(proxy.since(mark)).length, 1);
-      assert.deepEqual([...clair.layerFetches.map((f) => f.digest)].sort(), [...diffIds(TEST_IMAGES.multilayer)].sort());
-      const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
+      assert.deepEqual([...imageLayerFetches(clair).map((f) => f.digest)].sort(), [...diffIds(TEST_IMAGES.multilayer)].sort());
+      const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
       assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
 
       assertNothingWritten(t);
@@ -445,7 +446,7 @@ describe('zero disk: the plugin writes no image bytes', () => {
       // One export: the out-of-order layers fit in the default --v1-buffer, in memory.
       assert.equal(exports(proxy.since(mark)).length, 1);
       assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
-      const bytesServed = clair.layerFetches.reduce((n, f) => n + f.bytes, 0);
+      const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
       assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
       assertNothingWritten(t);
     } finally {
@@ -465,7 +466,7 @@ describe('zero disk: the plugin writes no image bytes', () => {
       const reportText = readFileSync(target, 'utf8');
       const report = parseReport(reportText);
       assert.equal(report.images[0]?.image.ref, TEST_IMAGES.multilayer);
-      assert.equal(clair.layerFetches.length, 4, 'a cold scan: every layer went through the plugin');
+      assert.equal(imageLayerFetches(clair).length, 4, 'a cold scan: every layer went through the plugin');
 
       const writes = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
       // Node's recursive mkdir of an existing directory: a mkdir that fails with EEXIST changes nothing.

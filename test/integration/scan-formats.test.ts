@@ -28,6 +28,7 @@ import {
 import { buildContainerdSave, buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess, type ScanRun } from '../helpers/scan.js';
 import { Capture } from '../helpers/streams.js';
+import { imageLayerFetches } from '../helpers/layer-fetches.js';
 
 const execFileAsync = promisify(execFile);
 const REF = TEST_IMAGES.multilayer;
@@ -138,18 +139,18 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       assert.equal(engine.exports(), 1);
       assert.equal(cold.stats.saves, 1);
       assert.deepEqual(findings(cold), baseline);
-      assert.deepEqual(new Set(clair.layerFetches.map((f) => f.digest)), new Set(diffIds));
+      assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(diffIds));
       assert.equal((clair.indexReport(imageId) as { state: string }).state, 'IndexFinished');
       const lines = layerLines(cold.stderr);
       assert.equal(lines.length, 4, cold.stderr);
       for (const line of lines) assert.equal(line.short, short(diffIds[line.k - 1] as string), line.line);
 
-      const fetches = clair.layerFetches.length;
+      const fetches = imageLayerFetches(clair).length;
       const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(engine.exports(), 1, 'a warm rescan must not call /images/{name}/get');
       assert.equal(warm.stats.saves, 0);
-      assert.equal(clair.layerFetches.length, fetches);
+      assert.equal(imageLayerFetches(clair).length, fetches);
       assert.deepEqual(findings(warm), baseline);
     }));
   });
@@ -160,7 +161,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       const cold = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(cold.code, 1, cold.stderr);
       assert.equal(engine.exports(), 1);
-      const fetched = clair.layerFetches.map((f) => f.digest);
+      const fetched = imageLayerFetches(clair).map((f) => f.digest);
       assert.deepEqual(new Set(fetched), new Set(containerd.layers));
       assert.equal(fetched.length, 4);
       assert.ok(fetched.every((d) => !diffIds.includes(d)), 'compressed digests, not diffIDs');
@@ -174,7 +175,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       const warm = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(engine.exports(), 1, 'a warm rescan must not call /images/{name}/get');
-      assert.equal(clair.layerFetches.length, 4);
+      assert.equal(imageLayerFetches(clair).length, 4);
     }));
   });
 
@@ -192,7 +193,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
       assert.equal(engine.exports(), 3);
       assert.equal(run.stats.saves, 3);
       assert.match(run.stderr, /debug: .*: 3 docker save passes: pass 1 stopped \(.*legacy .*directory.*\); pass 2 hashed every layer to map them; pass 3 served the layers/);
-      const fetched = clair.layerFetches.map((f) => f.digest);
+      const fetched = imageLayerFetches(clair).map((f) => f.digest);
       assert.deepEqual([...fetched].sort(), [...diffIds].sort(), 'every layer once, none twice across the passes');
       assert.deepEqual(findings(run), baseline);
     }));
@@ -245,7 +246,7 @@ describe('--input: each format from a file, and from stdin where one pass can do
         assert.equal(cold.code, 1, cold.stderr);
         assert.equal(cold.stats.saves, 2);
         assert.deepEqual(findings(cold, diffIdOf), baseline);
-        assert.deepEqual(new Set(clair.layerFetches.map((f) => f.digest)), new Set(format.layers));
+        assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(format.layers));
         const doc = JSON.parse(cold.stdout) as { images: { image: { ref: string; id: string } }[] };
         assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null }, 'identity from the archive: RepoTags[0], config digest');
         assert.equal((clair.indexReport(imageId) as { state: string }).state, 'IndexFinished');
@@ -253,7 +254,7 @@ describe('--input: each format from a file, and from stdin where one pass can do
         const warm = await scanWithStdin(['--input', format.path, '--clair', clair.url, '--format', 'json'], { env });
         assert.equal(warm.code, 1, warm.stderr);
         assert.equal(warm.stats.saves, 1, 'a warm rescan reads the headers only');
-        assert.equal(clair.layerFetches.length, 4);
+        assert.equal(imageLayerFetches(clair).length, 4);
       });
     });
   }
@@ -269,7 +270,7 @@ describe('--input: each format from a file, and from stdin where one pass can do
         assert.equal(run.code, 1, run.stderr);
         assert.equal(run.stats.saves, 1);
         assert.deepEqual(findings(run, diffIdOf), baseline);
-        assert.deepEqual(new Set(clair.layerFetches.map((f) => f.digest)), new Set(format.layers));
+        assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(format.layers));
         const doc = JSON.parse(run.stdout) as { images: { image: { ref: string; id: string } }[] };
         assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null });
       });

@@ -16,6 +16,7 @@ import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { scanWithStdin, writeLegacySaveWithConfig, writeLegacySaveWithV1Ids } from '../helpers/engine-standin.js';
 import { buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 import type { ScanRun } from '../helpers/scan.js';
+import { imageLayerFetches } from '../helpers/layer-fetches.js';
 
 // No daemon: a socket that does not exist. --input must never need one.
 const env = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
@@ -70,7 +71,7 @@ describe('--input FILE: choosing images in a multi-image archive', { timeout: 30
       const [only, ...rest] = images(run);
       assert.deepEqual(rest, []);
       assert.deepEqual(only?.image, { ref: 'docker-clair-test/debian12', id: ids.debian12, digest: null });
-      assert.deepEqual(clair.layerFetches.map((f) => f.digest), layers.debian12);
+      assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), layers.debian12);
       assert.equal(run.stats.saves, 2, 'the header walk, then one read');
     });
   });
@@ -84,7 +85,7 @@ describe('--input FILE: choosing images in a multi-image archive', { timeout: 30
       assert.equal(byRef.get(TEST_IMAGES.multilayer)?.image.id, ids.multilayer);
       assert.ok(byRef.get(TEST_IMAGES.multilayer)?.vulnerabilities?.some((v) => v.package.name === 'docker-clair-fixture'));
       assert.equal(run.stats.saves, 3);
-      const fetched = clair.layerFetches.map((f) => f.digest);
+      const fetched = imageLayerFetches(clair).map((f) => f.digest);
       assert.deepEqual([...fetched].sort(), [...new Set([...layers.debian12, ...layers.multilayer])].sort(), 'the shared base once');
 
       const again = await scanWithStdin(['--input', multiPath, '--clair', clair.url, '--format', 'json', '--fail-on', 'none'], { env });
@@ -139,7 +140,7 @@ describe('--input FILE: reads', { timeout: 300_000 }, () => {
       const run = await scanWithStdin(['--input', path, '--clair', clair.url, '--format', 'json'], { env });
       assert.equal(run.code, 1, run.stderr);
       assert.equal(run.stats.saves, 2);
-      assert.deepEqual(clair.layerFetches.map((f) => f.digest).sort(), [...layers.multilayer].sort());
+      assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest).sort(), [...layers.multilayer].sort());
       assert.equal(images(run)[0]?.image.id, ids.multilayer);
     });
   });
@@ -154,7 +155,7 @@ describe('--input - (and FIFOs): one pass', { timeout: 300_000 }, () => {
       assert.equal(run.error?.code, 'USAGE');
       assert.match(run.error?.message ?? '', /^cannot scan the legacy \(Engine < 25\) archive on stdin in one pass: its image config comes after its first layer/);
       assert.match(run.error?.hint ?? '', /--input FILE/);
-      assert.deepEqual(clair.layerFetches, []);
+      assert.deepEqual(imageLayerFetches(clair), []);
       // The same archive as a file is fine.
       const file = await scanWithStdin(['--input', path, '--clair', clair.url, '-q'], { env });
       assert.equal(file.code, 1, file.stderr);
@@ -166,12 +167,12 @@ describe('--input - (and FIFOs): one pass', { timeout: 300_000 }, () => {
     await withDouble(async (clair) => {
       const cold = await scanWithStdin(['--input', '-', '--clair', clair.url, '-q'], { env, stdin: createReadStream(path) });
       assert.equal(cold.code, 1, cold.stderr);
-      const fetches = clair.layerFetches.length;
+      const fetches = imageLayerFetches(clair).length;
       const stdin = createReadStream(path);
       const warm = await scanWithStdin(['--input', '-', '--clair', clair.url, '--format', 'json'], { env, stdin, stderrIsTTY: true });
       assert.equal(warm.code, 1, warm.stderr);
       assert.match(warm.stderr, /Clair already indexed this image/);
-      assert.equal(clair.layerFetches.length, fetches);
+      assert.equal(imageLayerFetches(clair).length, fetches);
       assert.equal(stdin.bytesRead, (await stat(path)).size, 'the producer is not cut off');
       assert.deepEqual(images(warm)[0]?.image, { ref: TEST_IMAGES.multilayer, id: ids.multilayer, digest: null });
     });
@@ -187,7 +188,7 @@ describe('--input - (and FIFOs): one pass', { timeout: 300_000 }, () => {
       assert.equal(run.code, 1, run.stderr);
       assert.equal(run.stats.saves, 1);
       assert.equal(images(run)[0]?.image.id, ids.multilayer);
-      assert.deepEqual(new Set(clair.layerFetches.map((f) => f.digest)), new Set(layers.multilayer));
+      assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(layers.multilayer));
     });
   });
 

@@ -6,6 +6,7 @@ import { helperManifestHash } from '../../src/scan/scan-image-v4.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { firstImage, scanInProcess } from '../helpers/scan.js';
+import { imageLayerFetches } from '../helpers/layer-fetches.js';
 
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
 const imageId = (image: string): string => dockerCli(['image', 'inspect', '-f', '{{.Id}}', image]);
@@ -22,7 +23,7 @@ describe('scan on Clair v4 (cold, warm, shared base)', () => {
     assert.equal(run.code, 1, run.stderr);
     assert.equal(run.stats.saves, 1);
     const [layer] = diffIds(TEST_IMAGES.debian12);
-    assert.deepEqual(clair.layerFetches.map((f) => f.digest), [layer]);
+    assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), [layer]);
     assert.equal(run.stats.layersSent, 1);
     const image = firstImage(run);
     assert.equal(image.verdict, 'fail');
@@ -41,21 +42,21 @@ describe('scan on Clair v4 (cold, warm, shared base)', () => {
   });
 
   it('warm rescan: no docker save at all, no layer fetched, same findings', async () => {
-    const fetchesBefore = clair.layerFetches.length;
+    const fetchesBefore = imageLayerFetches(clair).length;
     const run = await scanInProcess(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
     assert.equal(run.code, 1, run.stderr);
     assert.equal(run.stats.saves, 0, 'a warm rescan must not export the image');
-    assert.equal(clair.layerFetches.length, fetchesBefore);
+    assert.equal(imageLayerFetches(clair).length, fetchesBefore);
     assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
   });
 
   it('an image sharing the base layer: only the new layers are sent, the fixture package is found', async () => {
-    const fetchesBefore = clair.layerFetches.length;
+    const fetchesBefore = imageLayerFetches(clair).length;
     const run = await scanInProcess(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
     assert.equal(run.code, 1, run.stderr);
     assert.equal(run.stats.saves, 1);
     const layers = diffIds(TEST_IMAGES.multilayer);
-    const fetched = clair.layerFetches.slice(fetchesBefore).map((f) => f.digest);
+    const fetched = imageLayerFetches(clair).slice(fetchesBefore).map((f) => f.digest);
     assert.deepEqual(new Set(fetched), new Set(layers.slice(1)), 'every layer but the shared base, once each');
     assert.equal(fetched.length, layers.length - 1);
     const fixture = firstImage(run).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
@@ -120,8 +121,8 @@ describe('scan on Clair v4: errors', () => {
   it('no Clair configured: exit 2 with the fix', async () => {
     const run = await scanInProcess([TEST_IMAGES.debian12]);
     assert.equal(run.code, 2);
-    assert.equal(run.error?.message, 'no Clair to scan with');
-    assert.match(run.error?.hint ?? '', /--clair URL \(or set CLAIR_ADDR\)/);
+    assert.equal(run.error?.message, 'no Clair to scan with: no --clair or CLAIR_ADDR, and the managed Clair is not running');
+    assert.match(run.error?.hint ?? '', /docker clair server up.*--clair URL \(or set CLAIR_ADDR\)/);
   });
 
   it("Clair's 500 on index: exit 2 with Clair's own message", async () => {
@@ -146,7 +147,7 @@ describe('scan on Clair v4: errors', () => {
         // Behaves like a Clair whose fetch broke off and that then retried (real Clair never retries).
         index: async (manifest) => {
           const layer = manifest.layers[0];
-          if (!layer || manifest.layers.length !== 1) return undefined;
+          if (!layer || manifest.layers.length !== 1 || layer.uri.includes('/probe/')) return undefined;
           const headers = Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? '']));
           const first = await fetch(layer.uri, { headers });
           const reader = first.body!.getReader();

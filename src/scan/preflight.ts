@@ -1,0 +1,70 @@
+// Before an export (which can take minutes for a big image), prove that Clair can fetch from the layer
+// server: index a tiny probe layer — a tar holding one file of random bytes, so its digest is new to Clair
+// and Clair must fetch it — then delete the probe manifest. "Clair cannot reach the layer server" is the
+// commonest failure of Clair tooling; here it becomes one message naming the address tried.
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pack } from 'tar-stream';
+import type { ClairV4Client } from '../clair/v4/client.js';
+import type { LayerServer } from '../layers/layer-server.js';
+import { ClairIndexError, LayerServeError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/log.js';
+
+const FETCH_FAILURE = /fetch|dial tcp|connection refused|connection reset|no route to host|i\/o timeout|network is unreachable|context deadline exceeded|unexpected status code|EOF/i;
+
+export interface ProbeLayer {
+  digest: string;
+  bytes: Buffer;
+}
+
+/** A valid one-file layer tar whose digest no one has seen before. */
+export async function makeProbeLayer(): Promise<ProbeLayer> {
+  const archive = pack();
+  archive.entry({ name: '.docker-clair-probe', mode: 0o644, mtime: new Date(0) }, randomBytes(32).toString('hex'));
+  archive.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of archive as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  return { bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+}
+
+export interface PreflightResult {
+  /** Requests the probe caused on the layer server (not layers of the image). */
+  requests: number;
+  bytes: number;
+}
+
+export async function preflightLayerServer(server: LayerServer, clair: ClairV4Client, log: Logger, signal: AbortSignal): Promise<PreflightResult> {
+  const probe = await makeProbeLayer();
+  const manifest = `sha256:${createHash('sha256').update(`docker-clair probe manifest\n${probe.digest}`).digest('hex')}`;
+  const before = { requests: server.stats.requests, bytes: server.stats.bytesServed };
+  const offered = server.offer(probe.digest, Readable.from([probe.bytes]), probe.bytes.length);
+  let failure: unknown;
+  try {
+    await clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal);
+  } catch (error) {
+    failure = error;
+  }
+  server.withdraw(probe.digest);
+  const outcome = await offered;
+  const requests = server.stats.requests - before.requests;
+  // Best effort: a left-over probe costs Clair one row.
+  await clair.deleteIndexReports([manifest], signal).catch((error: unknown) => {
+    log.debug(`could not delete the probe manifest: ${(error as Error).message}`);
+  });
+  if (failure) {
+    signal.throwIfAborted();
+    if (!(failure instanceof ClairIndexError)) throw failure;
+    // Only a failure to fetch is the layer server's; any other error (Clair's database, say) is Clair's own.
+    if (!outcome.served && FETCH_FAILURE.test(failure.message)) {
+      const said = failure.message.replace(/^Clair failed to index the image: /, '');
+      throw new LayerServeError(
+        `Clair cannot fetch layers from the layer server at ${server.baseUrl} (a probe layer failed${requests === 0 ? ', no request arrived' : ''}: ${said})`,
+        'set --layer-address to an address of this machine that Clair can reach (and open that port in any firewall)',
+        { cause: failure });
+    }
+    throw failure;
+  }
+  log.debug(`preflight: Clair fetched a probe layer from ${server.baseUrl}`);
+  return { requests, bytes: outcome.served ? outcome.bytes : 0 };
+}

@@ -1,0 +1,155 @@
+// Small dockerode operations the managed server is built from, each with the daemon's errors turned into
+// messages a user can act on. Nothing here knows about Clair.
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { ManagedClairError } from '../runtime/errors.js';
+
+export function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+export function daemonMessage(error: unknown): string {
+  const json = (error as { json?: { message?: unknown } | string }).json;
+  if (json && typeof json === 'object' && typeof json.message === 'string') return json.message;
+  if (typeof json === 'string' && json.trim()) return json.trim();
+  return (error as Error).message ?? String(error);
+}
+
+/** Inspect, or undefined on 404. */
+export async function inspectOrUndefined<T>(inspect: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await inspect();
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+export interface PullProgress {
+  (line: string): void;
+}
+
+/**
+ * Makes sure the daemon has `image`: nothing to do when it does, else a pull through the daemon (its
+ * registry access and credentials helpers, not ours). A daemon that cannot pull gets a message naming
+ * the image and the way out (docker load).
+ */
+export async function ensureImage(docker: Dockerode, image: string, progress: PullProgress, signal: AbortSignal): Promise<'present' | 'pulled'> {
+  if (await inspectOrUndefined(() => docker.getImage(image).inspect())) return 'present';
+  progress(`pulling ${image}`);
+  const fail = (error: unknown) => new ManagedClairError(`cannot pull image ${image}: ${oneLine(daemonMessage(error))}`,
+    `check the name, or load it into the daemon (docker load) when the daemon cannot reach its registry`, { cause: error });
+  let stream: Readable;
+  try {
+    stream = (await docker.pull(image, { abortSignal: signal })) as Readable;
+  } catch (error) {
+    signal.throwIfAborted();
+    throw fail(error);
+  }
+  let lastReport = 0;
+  const layers = new Map<string, { current: number; total: number }>();
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => stream.destroy(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return reject(signal.reason);
+        // A failed pull still ends the stream normally, with the error as its last event.
+        const failed = events?.find((e) => e.error !== undefined || e.errorDetail !== undefined);
+        if (error) return reject(fail(error));
+        if (failed) return reject(fail(new Error(failed.errorDetail?.message ?? failed.error)));
+        resolve();
+      },
+      (event: { id?: string; status?: string; progressDetail?: { current?: number; total?: number } }) => {
+        if (event.id && event.progressDetail?.total) {
+          layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
+        }
+        const now = Date.now();
+        if (now - lastReport >= 2000 && layers.size > 0) {
+          lastReport = now;
+          let current = 0;
+          let total = 0;
+          for (const l of layers.values()) {
+            current += l.current;
+            total += l.total;
+          }
+          progress(`pulling ${image}: ${(current / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`);
+        }
+      },
+    );
+  });
+  progress(`pulled ${image}`);
+  return 'pulled';
+}
+
+/** Runs a command in a running container; its exit code (output discarded). */
+export async function execExitCode(container: Dockerode.Container, cmd: string[], signal: AbortSignal): Promise<number> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Readable;
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => stream.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('error', (e) => (signal.aborted ? resolve() : reject(e)));
+    stream.on('close', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    stream.on('end', () => resolve());
+    stream.resume();
+  });
+  signal.throwIfAborted();
+  const info = await exec.inspect();
+  return info.ExitCode ?? -1;
+}
+
+/** The last `lines` lines a container wrote (stdout and stderr interleaved as the daemon stored them). */
+export async function tailLogs(container: Dockerode.Container, lines: number): Promise<string[]> {
+  try {
+    const raw = (await container.logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+    return demuxLogBuffer(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))
+      .split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0).slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A container without a TTY has its logs multiplexed: frames of an 8-byte header (stream, 3 zero bytes,
+ * big-endian length) and the payload. Anything else is taken as plain text.
+ */
+export function demuxLogBuffer(buffer: Buffer): string {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const kind = buffer[offset];
+    if ((kind !== 0 && kind !== 1 && kind !== 2) || buffer[offset + 1] !== 0 || buffer[offset + 2] !== 0 || buffer[offset + 3] !== 0) {
+      return buffer.toString('utf8');
+    }
+    const length = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + length));
+    offset += 8 + length;
+  }
+  if (offset !== buffer.length) return buffer.toString('utf8');
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

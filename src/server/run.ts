@@ -1,0 +1,152 @@
+// `docker clair server up|status|logs|down`: reach the daemon, run the action, print what happened.
+// Progress goes to stderr; stdout gets the one result (the ready line, the status, the logs).
+import { homedir } from 'node:os';
+import type { Readable } from 'node:stream';
+import type { ServerOptions } from '../cli/options/server-options.js';
+import { createDockerClient } from '../docker/client.js';
+import { configDir, resolveEndpoint, type Endpoint } from '../docker/endpoint.js';
+import { DockerImageSource } from '../docker/image-source.js';
+import type { DockerGlobalFlags } from '../plugin/argv.js';
+import { ExitCode, ManagedClairError, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
+import type { Logger } from '../runtime/log.js';
+import { ManagedServer, type ServerStatus } from './managed-server.js';
+import { CLAIR_CONTAINER, NETWORK, VOLUME } from './names.js';
+import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from './secrets.js';
+
+export interface ServerDeps {
+  env: Record<string, string | undefined>;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  log: Logger;
+  signal: AbortSignal;
+  home?: string;
+}
+
+/** The daemon of the managed Clair: resolved as every docker command resolves it, and reachable. */
+export async function connectManaged(globals: DockerGlobalFlags, env: Record<string, string | undefined>, home: string | undefined,
+  log: Logger, signal: AbortSignal): Promise<{ server: ManagedServer; endpoint: Endpoint }> {
+  const endpoint = await resolveEndpoint(globals, env, home);
+  for (const warning of endpoint.warnings) log.warn(warning);
+  log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source})`);
+  const docker = await createDockerClient(endpoint);
+  await new DockerImageSource(docker, endpoint).connect({ signal });
+  return { server: new ManagedServer(docker), endpoint };
+}
+
+/** Clair's API is published on the daemon host's loopback: reachable from here only when that host is this one. */
+export function isLocalDaemon(endpoint: Endpoint): boolean {
+  const t = endpoint.transport;
+  if (t.kind === 'unix' || t.kind === 'npipe') return true;
+  if (t.kind === 'tcp') return t.hostname === 'localhost' || t.hostname === '::1' || t.hostname.startsWith('127.');
+  return false;
+}
+
+export async function runServer(options: Readonly<ServerOptions>, globals: DockerGlobalFlags, deps: ServerDeps): Promise<ExitCodeT> {
+  const home = deps.home ?? homedir();
+  const dockerConfig = configDir(globals, deps.env, home);
+  const { server, endpoint } = await connectManaged(globals, deps.env, deps.home, deps.log, deps.signal);
+  const out = (line: string) => deps.stdout.write(`${line}\n`);
+  switch (options.action) {
+    case 'up': {
+      if (!isLocalDaemon(endpoint)) {
+        throw new UsageError(`the managed Clair publishes its API on the daemon host's 127.0.0.1, which ${endpoint.host} is not`,
+          'run "docker clair server up" on the daemon host itself, or run Clair there yourself and pass --clair');
+      }
+      const { secrets, created } = await loadOrCreateSecrets(dockerConfig);
+      if (created) deps.log.debug(`new PSK and database password stored in ${secretsFile(dockerConfig)} (mode 0600)`);
+      const progress = (line: string) => {
+        if (!options.quiet) deps.stderr.write(`${line}\n`);
+      };
+      const result = await server.up({
+        clairImage: options.clairImage, postgresImage: options.postgresImage, port: options.port,
+        waitForUpdate: options.wait, timeoutMs: options.timeoutMs, secrets, progress, signal: deps.signal,
+      });
+      const what = result.was === 'running' ? 'already running' : result.was === 'started' ? 'started again' : 'started';
+      const db = result.update.kind === 'updated'
+        ? `vulnerability database loaded (${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'})`
+        : 'not waiting for the first vulnerability update (--no-wait): scans exit 3 until it finishes';
+      out(`Clair ${what} at ${result.url}; ${db}`);
+      return ExitCode.Pass;
+    }
+    case 'status': {
+      const status = await server.status(await readSecrets(dockerConfig), deps.signal);
+      const code = statusExitCode(status);
+      if (options.format === 'json') out(JSON.stringify({ ...status, ready: code === ExitCode.Pass }, null, 2));
+      else for (const line of statusLines(status)) out(line);
+      return code;
+    }
+    case 'logs': {
+      const logs = await server.logs(options.postgres ? 'postgres' : 'clair', {
+        follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}),
+      });
+      await copyLogs(logs, deps);
+      return ExitCode.Pass;
+    }
+    case 'down': {
+      const removed = await server.down({ volumes: options.volumes });
+      if (options.volumes) await removeSecrets(dockerConfig);
+      if (removed.length === 0) out('nothing to remove: the managed Clair does not exist');
+      else out(`removed ${removed.join(', ')}${options.volumes ? '' : ` (volume ${VOLUME} kept: --volumes removes it)`}`);
+      return ExitCode.Pass;
+    }
+  }
+}
+
+export function statusExitCode(status: ServerStatus): ExitCodeT {
+  if (status.api !== 'ready' || !status.database) return ExitCode.Error;
+  return status.database.empty ? ExitCode.Untrusted : ExitCode.Pass;
+}
+
+export function statusLines(status: ServerStatus): string[] {
+  const lines: string[] = [];
+  for (const c of status.containers) {
+    const label = c.role === 'clair' ? 'Clair' : 'PostgreSQL';
+    lines.push(`${`${label}:`.padEnd(12)}${c.state ?? 'absent'}  ${c.name}${c.image ? `  ${c.image}` : ''}${c.role === 'clair' && status.clairVersion ? `  (version ${status.clairVersion})` : ''}`);
+  }
+  lines.push(`${'Network:'.padEnd(12)}${status.network ? NETWORK : 'absent'}`);
+  lines.push(`${'Volume:'.padEnd(12)}${status.volume ? VOLUME : 'absent'}`);
+  const api = status.api === 'ready' ? 'ready' : status.api === 'down' ? 'down' : `not answering${status.apiError ? ` (${status.apiError})` : ''}`;
+  lines.push(`${'API:'.padEnd(12)}${status.url ? `${status.url} ` : ''}${api}`);
+  if (status.database) {
+    lines.push(`${'Database:'.padEnd(12)}${status.database.empty
+      ? 'empty: the first vulnerability update has not finished (scans exit 3)'
+      : `${status.database.updaters} updater(s), last update ${status.database.lastUpdate ?? 'unknown'}`}`);
+  }
+  if (status.api !== 'ready') lines.push(`the managed Clair is not ready: ${status.containers.some((c) => c.state) ? `see "docker clair server logs"` : 'start it with "docker clair server up"'}`);
+  return lines;
+}
+
+async function copyLogs(logs: NodeJS.ReadableStream | Buffer, deps: ServerDeps): Promise<void> {
+  const { demuxLogBuffer } = await import('./daemon-ops.js');
+  if (Buffer.isBuffer(logs)) {
+    deps.stdout.write(demuxLogBuffer(logs));
+    return;
+  }
+  const stream = logs as Readable;
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => {
+      stream.destroy();
+      reject(deps.signal.reason);
+    };
+    deps.signal.addEventListener('abort', onAbort, { once: true });
+    // Frames as in demuxLogBuffer, but arriving in pieces.
+    let pending = Buffer.alloc(0);
+    stream.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 8) {
+        const length = pending.readUInt32BE(4);
+        if (pending.length < 8 + length) break;
+        (pending[0] === 2 ? deps.stderr : deps.stdout).write(pending.subarray(8, 8 + length));
+        pending = pending.subarray(8 + length);
+      }
+    });
+    stream.on('error', (error) => {
+      deps.signal.removeEventListener('abort', onAbort);
+      reject(new ManagedClairError(`the log stream of ${CLAIR_CONTAINER} failed: ${error.message}`));
+    });
+    stream.on('end', () => {
+      deps.signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}

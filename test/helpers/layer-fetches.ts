@@ -1,0 +1,16 @@
+// The double's record of layer GETs, split into the image's layers and the preflight's probe layer
+// (served under /probe/ by the layer server; src/scan/preflight.ts).
+import type { ClairDouble } from '../double/server.js';
+
+type Fetch = ClairDouble['layerFetches'][number];
+
+export const isProbe = (fetch: Fetch): boolean => /\/probe\/sha256:[0-9a-f]{64}$/.test(fetch.uri);
+
+/** Layer GETs of images (what a scan sends), without the preflight probes. */
+export function imageLayerFetches(clair: Pick<ClairDouble, 'layerFetches'>): Fetch[] {
+  return clair.layerFetches.filter((f) => !isProbe(f));
+}
+
+export function probeFetches(clair: Pick<ClairDouble, 'layerFetches'>): Fetch[] {
+  return clair.layerFetches.filter(isProbe);
+}
