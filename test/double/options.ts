@@ -66,6 +66,11 @@ export interface ClairDoubleOptions {
   enrichments?: Record<string, unknown[]> | null;
   /** v4: `Cache-Control: max-age` of vulnerability reports, seconds. Default 21600 (6 h). */
   reportCacheAge?: number;
+  /**
+   * v4: emulate Clair v4.9.0 on a temp dir without `O_TMPFILE` (quay/clair#2362): every layer fetch fails with
+   * `openat fetcher.NNN: no such file or directory` (500, report `IndexError`) and no layer GET is made.
+   */
+  noTmpfile?: boolean;
   faults?: FaultHooks;
   /** One line per request (method, path, status). Default: nothing; the CLI logs to stderr. */
   log?: (line: string) => void;

@@ -34,6 +34,8 @@ export interface ClairDouble {
   maxConcurrentFetches(): number;
   /** v4: switch the "vulnerability database is empty" (202) mode at run time. */
   setEmptyDb(empty: boolean): void;
+  /** v4: end of the first vulnerability update: the database is loaded and update_operation is dated `at`. */
+  finishUpdate(at?: Date): void;
   /** v4: the stored index report for a manifest, as the API would serve it, or undefined. */
   indexReport(hash: string): Record<string, unknown> | undefined;
   /** v4: true when a layer digest has been scanned (it will never be fetched again). */
@@ -137,6 +139,7 @@ export async function startClairDouble(options: ClairDoubleOptions = {}): Promis
     setEmptyDb: (empty) => {
       if (v4 !== undefined) v4.emptyDb = empty;
     },
+    finishUpdate: (at) => v4?.finishUpdate(at),
     indexReport: (hash) => {
       const r = v4?.reports.get(hash);
       return r === undefined ? undefined : encodeIndexReport(r);

@@ -2,7 +2,7 @@
  * Clair v4's HTTP API (combo mode: indexer + matcher on one listener), as httptransport/indexer_v1.go and
  * matcher_v1.go behave at v4.9 — including where the OpenAPI spec disagrees (see shared/docs/clair-protocol.md).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomInt, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { coalesce } from './coalesce.js';
 import { DigestError, parseDigest } from './digest.js';
@@ -93,19 +93,32 @@ export class ClairV4 {
   /** The most layer GETs seen in flight at once (all index requests together). */
   maxConcurrentFetches = 0;
   emptyDb: boolean;
-  private readonly updateOps: Map<string, UpdateOperation>;
+  private updateOps: Map<string, UpdateOperation>;
 
   constructor(private readonly opts: ClairDoubleOptions, private readonly db: () => VulnEntry[]) {
     this.matcher = new V4Matcher(db);
     this.emptyDb = opts.emptyDb ?? false;
-    this.updateOps = new Map();
-    const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    for (const e of db()) {
+    this.updateOps = this.makeUpdateOps(new Date());
+  }
+
+  /** One update operation per updater of the database, all dated `at` (seconds precision, as Go's RFC 3339). */
+  private makeUpdateOps(at: Date): Map<string, UpdateOperation> {
+    const ops = new Map<string, UpdateOperation>();
+    const date = at.toISOString().replace(/\.\d+Z$/, 'Z');
+    for (const e of this.db()) {
       const updater = e.updater ?? defaultUpdater(e.namespace);
-      if (!this.updateOps.has(updater)) {
-        this.updateOps.set(updater, { ref: randomUUID(), updater, fingerprint: '', date, kind: 'vulnerability' });
-      }
+      if (!ops.has(updater)) ops.set(updater, { ref: randomUUID(), updater, fingerprint: '', date, kind: 'vulnerability' });
     }
+    return ops;
+  }
+
+  /**
+   * Emulates the end of an update run: the database is no longer empty and update_operation reports a fresh
+   * operation (new ref, so a new ETag) per updater, dated `at`.
+   */
+  finishUpdate(at: Date = new Date()): void {
+    this.updateOps = this.makeUpdateOps(at);
+    this.emptyDb = false;
   }
 
   /** True when the vulnerability store counts as empty (the 202 signal). */
@@ -241,6 +254,12 @@ export class ClairV4 {
     const toFetch = manifest.layers.filter((l) => !this.layers.has(l.hash));
     let fetched;
     try {
+      if (this.opts.noTmpfile === true && toFetch.length > 0) {
+        // claircore v4.9.0 spools each layer into an O_TMPFILE file; without O_TMPFILE its fallback opens a name
+        // that does not exist (quay/clair#2362). The double fails before any GET (whether Clair's GET has already
+        // started by then is not modelled; the client sees the same 500).
+        throw new LayerFetchError(`openat fetcher.${randomInt(1, 2 ** 31)}: no such file or directory`);
+      }
       fetched = await fetchAll(toFetch, {
         concurrency: Math.max(1, this.opts.fetchConcurrency ?? 2),
         signal,
