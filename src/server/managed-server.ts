@@ -106,7 +106,31 @@ export class ManagedServer {
     }
   }
 
+  /** What this `up` created, newest last: removed again when it fails (a timed-out first update excepted). */
+  private created: { kind: 'container' | 'network' | 'volume'; name: string }[] = [];
+
   private async upWithin(options: UpOptions, signal: AbortSignal): Promise<UpResult> {
+    this.created = [];
+    try {
+      return await this.bringUp(options, signal);
+    } catch (error) {
+      // Clair runs and only its first update is slow: leave it running, `status` tells when it is done.
+      if (!(error instanceof ManagedClairNotUpdatedError)) await this.rollBack();
+      throw error;
+    }
+  }
+
+  private async rollBack(): Promise<void> {
+    for (const { kind, name } of this.created.reverse()) {
+      const remove = kind === 'container'
+        ? this.docker.getContainer(name).remove({ force: true, v: true })
+        : kind === 'network' ? this.docker.getNetwork(name).remove() : this.docker.getVolume(name).remove();
+      await remove.catch(() => undefined);
+    }
+    this.created = [];
+  }
+
+  private async bringUp(options: UpOptions, signal: AbortSignal): Promise<UpResult> {
     const { progress } = options;
     const existing = await this.inspectContainer(CLAIR_CONTAINER, 'clair');
     let was: UpResult['was'] = 'created';
@@ -134,7 +158,7 @@ export class ManagedServer {
       // A fresh config on every start: the secrets file is the source of truth.
       await putFile(clair, CLAIR_CONFIG_PATH, clairConfig(options.secrets));
       progress(`starting Clair (${options.clairImage}) on 127.0.0.1:${options.port}`);
-      await this.start(clair, CLAIR_CONTAINER, options.port, !existing);
+      await this.start(clair, CLAIR_CONTAINER, options.port);
     }
     const url = `http://127.0.0.1:${options.port}`;
     const client = await clientFor(new URL(url), options.secrets);
@@ -154,12 +178,14 @@ export class ManagedServer {
       return;
     }
     await this.docker.createNetwork({ Name: NETWORK, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABEL_MANAGED]: 'true' } });
+    this.created.push({ kind: 'network', name: NETWORK });
   }
 
   private async ensureVolume(): Promise<void> {
     const volume = await inspectOrUndefined(() => this.docker.getVolume(VOLUME).inspect());
     if (volume) return;
     await this.docker.createVolume({ Name: VOLUME, Labels: { [LABEL_MANAGED]: 'true' } });
+    this.created.push({ kind: 'volume', name: VOLUME });
   }
 
   private async ensurePostgres(options: UpOptions, progress: (line: string) => void): Promise<Dockerode.Container> {
@@ -178,7 +204,7 @@ export class ManagedServer {
         NetworkingConfig: { EndpointsConfig: { [NETWORK]: { Aliases: [POSTGRES_CONTAINER] } } },
       });
     progress(`starting PostgreSQL (${options.postgresImage})`);
-    await this.start(container, POSTGRES_CONTAINER, undefined, !existing);
+    await this.start(container, POSTGRES_CONTAINER, undefined);
     return container;
   }
 
@@ -201,19 +227,20 @@ export class ManagedServer {
 
   private async create(name: string, spec: Dockerode.ContainerCreateOptions): Promise<Dockerode.Container> {
     try {
-      return await this.docker.createContainer({ name, ...spec });
+      const container = await this.docker.createContainer({ name, ...spec });
+      this.created.push({ kind: 'container', name });
+      return container;
     } catch (error) {
       throw new ManagedClairError(`cannot create container ${name}: ${oneLine(daemonMessage(error))}`,
         statusOf(error) === 409 ? `remove the container named ${name} (docker rm -f ${name})` : undefined, { cause: error });
     }
   }
 
-  /** Starts a container; when this `up` created it and it cannot start, it is removed again. */
-  private async start(container: Dockerode.Container, name: string, port: number | undefined, created: boolean): Promise<void> {
+  /** Starts a container, naming a taken port as such. */
+  private async start(container: Dockerode.Container, name: string, port: number | undefined): Promise<void> {
     try {
       await container.start();
     } catch (error) {
-      if (created) await container.remove({ force: true }).catch(() => undefined);
       const message = oneLine(daemonMessage(error));
       if (port !== undefined && /port is already allocated|address already in use|bind/i.test(message)) {
         throw new ManagedClairError(`port ${port} on 127.0.0.1 is already in use, so Clair cannot publish its API there`,
@@ -228,7 +255,8 @@ export class ManagedServer {
     const started = Date.now();
     for (;;) {
       const info = await container.inspect();
-      if (!info.State.Running) throw await this.exited(container, POSTGRES_CONTAINER, info);
+      // A crashing container under the restart policy shows as Restarting, never as stopped.
+      if (!info.State.Running || info.State.Restarting) throw await this.exited(container, POSTGRES_CONTAINER, info);
       try {
         const code = await execExitCode(container, ['pg_isready', '-q', '-h', '127.0.0.1', '-U', POSTGRES_USER, '-d', POSTGRES_DB], signal);
         if (code === 0) {
@@ -253,7 +281,8 @@ export class ManagedServer {
     let lastError = '';
     for (;;) {
       const info = await container.inspect();
-      if (!info.State.Running) throw await this.exited(container, CLAIR_CONTAINER, info);
+      // A crashing container under the restart policy shows as Restarting, never as stopped.
+      if (!info.State.Running || info.State.Restarting) throw await this.exited(container, CLAIR_CONTAINER, info);
       try {
         await client.updateOperations(AbortSignal.any([signal, AbortSignal.timeout(10_000)]));
         return;
@@ -409,7 +438,8 @@ export class ManagedServer {
       if (info.State.Running) await container.stop({ t: 10 }).catch((error: unknown) => {
         if (statusOf(error) !== 304 && statusOf(error) !== 404) throw error;
       });
-      await container.remove({ force: true, v: false });
+      // v: the images' anonymous volumes (Clair's /config); the named database volume stays unless --volumes.
+      await container.remove({ force: true, v: true });
       removed.push(`container ${name}`);
     }
     const network = await inspectOrUndefined(() => this.docker.getNetwork(NETWORK).inspect() as Promise<{ Labels?: Record<string, string> }>);
