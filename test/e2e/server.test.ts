@@ -280,3 +280,45 @@ describe('managed Clair: bad inputs leave nothing behind', { timeout: TIMEOUT },
     assert.deepEqual(leftovers(), []);
   });
 });
+
+describe('managed Clair before its first vulnerability update: never "clean"', { timeout: TIMEOUT }, () => {
+  const SLOW_IMAGE = 'docker-clair-test/clair-slow-update:latest';
+  let port = 0;
+
+  before(async () => {
+    // The double whose first update takes an hour, as a real Clair's can take half of one.
+    execFileSync('docker', ['-H', TEST_DOCKER_HOST, 'build', '-q', '--network', 'none', '-t', SLOW_IMAGE, '-'], {
+      input: `FROM ${CLAIR_IMAGE}\nENV CLAIR_DOUBLE_UPDATE_DELAY=3600\n`, encoding: 'utf8',
+    });
+    port = await freePort();
+  });
+
+  after(() => removeEverything());
+
+  it('up --no-wait returns once the API answers, saying scans exit 3 until the update finishes', async () => {
+    const run = await dockerClair(['server', 'up', '--clair-image', SLOW_IMAGE, '--postgres-image', POSTGRES_IMAGE, '--port', String(port), '--no-wait']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^Clair started at http:\/\/127\.0\.0\.1:\d+; not waiting for the first vulnerability update \(--no-wait\): scans exit 3 until it finishes$/m);
+  });
+
+  it('status: exit 3, the database empty', async () => {
+    const run = await dockerClair(['server', 'status']);
+    assert.equal(run.code, 3, run.stdout + run.stderr);
+    assert.match(run.stdout, /^Database: +empty: the first vulnerability update has not finished \(scans exit 3\)$/m);
+  });
+
+  it('scan: exit 3, with the reason, never a clean verdict', async () => {
+    const run = await dockerClair(['scan', '--format', 'json', '--no-progress', TEST_IMAGES.debian12]);
+    assert.equal(run.code, 3, run.stderr);
+    const report = JSON.parse(run.stdout) as { images: { verdict: string; reason?: string }[] };
+    assert.notEqual(report.images[0]?.verdict, 'pass');
+    assert.match(JSON.stringify(report.images[0]), /vulnerability database is empty/);
+  });
+
+  it('up (waiting) gives up after --timeout with exit 3 and leaves Clair running', async () => {
+    const run = await dockerClair(['server', 'up', '--clair-image', SLOW_IMAGE, '--postgres-image', POSTGRES_IMAGE, '--port', String(port), '--timeout', '4s']);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /^docker-clair: Clair is running but its first vulnerability update did not finish within --timeout 4s.*; hint: scans report exit 3 until it finishes/m);
+    assert.equal(dockerCli(['inspect', '-f', '{{.State.Running}}', NAMES.clair]), 'true');
+  });
+});
