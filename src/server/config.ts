@@ -34,6 +34,9 @@ export function clairConfig(input: ClairConfigInput): string {
       connstring: connString(input.dbPassword, 'clair-matcher'),
       max_conn_pool: 20,
       migrations: true,
+      // Garbage collection of old vulnerability updates runs only when this is set (quay/clair#1337); without it
+      // the database grows by every update.
+      update_retention: 2,
     },
     notifier: {
       connstring: connString(input.dbPassword, 'clair-notifier'),

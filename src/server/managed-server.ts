@@ -306,7 +306,7 @@ export class ManagedServer {
     const poll = Math.max(options.pollMs ?? POLL_MS, 1);
     const started = Date.now();
     let lastReport = started;
-    options.progress("waiting for Clair's first vulnerability update (the first one takes 10 to 30 minutes on real Clair)");
+    options.progress("waiting for Clair's first vulnerability update (Clair downloads every distribution's security data: tens of minutes on a first start)");
     for (;;) {
       let operations: V4.UpdateOperations | undefined;
       try {

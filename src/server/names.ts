@@ -11,9 +11,9 @@ export const LABEL_ROLE = 'io.github.docker-clair.role';
 /** The published port, so `scan` and `status` need not parse port bindings to know it. */
 export const LABEL_PORT = 'io.github.docker-clair.port';
 
-/** The current Clair v4 release and a PostgreSQL it supports (Clair's own compose files use PostgreSQL). */
+/** The current Clair v4 release, and PostgreSQL 15, the version Red Hat's Clair documentation requires since Clair 4.8. */
 export const DEFAULT_CLAIR_IMAGE = 'quay.io/projectquay/clair:4.9.0';
-export const DEFAULT_POSTGRES_IMAGE = 'docker.io/library/postgres:17';
+export const DEFAULT_POSTGRES_IMAGE = 'docker.io/library/postgres:15';
 export const DEFAULT_PORT = 6060;
 
 /** Inside the containers. */

@@ -37,7 +37,7 @@ describe('server command line', () => {
   it('up: the documented defaults', async () => {
     assert.deepEqual(await server(['up']), {
       action: 'up', port: 6060, timeoutMs: 45 * 60_000, wait: true, quiet: false,
-      clairImage: 'quay.io/projectquay/clair:4.9.0', postgresImage: 'docker.io/library/postgres:17',
+      clairImage: 'quay.io/projectquay/clair:4.9.0', postgresImage: 'docker.io/library/postgres:15',
     });
   });
 
