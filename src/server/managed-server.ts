@@ -108,14 +108,17 @@ export class ManagedServer {
 
   /** What this `up` created, newest last: removed again when it fails (a timed-out first update excepted). */
   private created: { kind: 'container' | 'network' | 'volume'; name: string }[] = [];
+  private apiAnswered = false;
 
   private async upWithin(options: UpOptions, signal: AbortSignal): Promise<UpResult> {
     this.created = [];
+    this.apiAnswered = false;
     try {
       return await this.bringUp(options, signal);
     } catch (error) {
-      // Clair runs and only its first update is slow: leave it running, `status` tells when it is done.
-      if (!(error instanceof ManagedClairNotUpdatedError)) await this.rollBack();
+      // Once Clair answers, the server is up: a slow first update (or Ctrl-C while waiting for it) leaves it
+      // running, and `status` tells when the update is done. Before that, nothing half-made is left behind.
+      if (!this.apiAnswered) await this.rollBack();
       throw error;
     }
   }
@@ -163,6 +166,7 @@ export class ManagedServer {
     const url = `http://127.0.0.1:${options.port}`;
     const client = await clientFor(new URL(url), options.secrets);
     await this.waitForApi(client, options, signal);
+    this.apiAnswered = true;
     progress(`Clair answers on ${url}`);
     if (!options.waitForUpdate) return { was, url, update: { kind: 'not-waited' } };
     const update = await this.waitForUpdate(client, options, signal);

@@ -3,6 +3,7 @@
 // docker-clair-test/postgres, a real PostgreSQL, and docker-clair-test/clair-double, the Clair double in a
 // container). The double fetches every layer from the plugin's layer server across the managed bridge network.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
@@ -39,6 +40,17 @@ function childEnv(): NodeJS.ProcessEnv {
 
 /** `docker --config <tmp> -H <test daemon> clair ARGS`, asynchronously, killed if it outlives `deadlineMs`. */
 function dockerClair(args: string[], options: { host?: string; deadlineMs?: number } = {}): Promise<Finished> {
+  return startDockerClair(args, options).done;
+}
+
+interface Started {
+  pid: number;
+  done: Promise<Finished>;
+  /** Resolves once `pattern` appears on stdout or stderr. */
+  seen(pattern: RegExp): Promise<void>;
+}
+
+function startDockerClair(args: string[], options: { host?: string; deadlineMs?: number } = {}): Started {
   const child = spawn('docker', ['--config', config, '-H', options.host ?? TEST_DOCKER_HOST, 'clair', ...args], {
     env: childEnv(), cwd: scratch, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -51,13 +63,28 @@ function dockerClair(args: string[], options: { host?: string; deadlineMs?: numb
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
     } catch { /* gone */ }
   }, options.deadlineMs ?? 180_000);
-  return new Promise((resolve, reject) => {
+  const done = new Promise<Finished>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(watchdog);
       resolve({ code, stdout, stderr });
     });
   });
+  const seen = (pattern: RegExp) => new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (pattern.test(stdout + stderr)) {
+        clearInterval(timer);
+        resolve();
+      }
+    };
+    const timer = setInterval(check, 50);
+    void done.then(() => {
+      clearInterval(timer);
+      if (pattern.test(stdout + stderr)) resolve();
+      else reject(new Error(`exited before printing ${pattern}:\n${stdout}${stderr}`));
+    });
+  });
+  return { pid: child.pid ?? 0, done, seen };
 }
 
 const up = (...extra: string[]) => dockerClair(['server', 'up', '--clair-image', CLAIR_IMAGE, '--postgres-image', POSTGRES_IMAGE, ...extra]);
@@ -203,6 +230,19 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
     assert.match(postgres.stdout + postgres.stderr, /database system is ready to accept connections/);
   });
 
+  it('server logs -f follows until Ctrl-C', async () => {
+    const follow = startDockerClair(['server', 'logs', '-f']);
+    await follow.seen(/update_operation/);
+    // A request made now, with a path never seen before, shows up in the followed logs.
+    const marker = `sha256:${randomBytes(32).toString('hex')}`;
+    const response = await fetch(`http://127.0.0.1:${port}/indexer/api/v1/index_report/${marker}`);
+    assert.equal(response.status, 401, 'no PSK token');
+    await follow.seen(new RegExp(marker));
+    process.kill(-follow.pid, 'SIGINT');
+    const run = await follow.done;
+    assert.equal(run.code, 130, run.stderr);
+  });
+
   it('server down: no container, network or listener left; the volume kept; status exit 2', async () => {
     const run = await dockerClair(['server', 'down']);
     assert.equal(run.code, 0, run.stderr);
@@ -320,5 +360,18 @@ describe('managed Clair before its first vulnerability update: never "clean"', {
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /^docker-clair: Clair is running but its first vulnerability update did not finish within --timeout 4s.*; hint: scans report exit 3 until it finishes/m);
     assert.equal(dockerCli(['inspect', '-f', '{{.State.Running}}', NAMES.clair]), 'true');
+  });
+
+  it('Ctrl-C while up waits for the first update: exit 130, the new Clair keeps running', async () => {
+    const down = await dockerClair(['server', 'down']);
+    assert.equal(down.code, 0, down.stderr);
+    const waiting = startDockerClair(['server', 'up', '--clair-image', SLOW_IMAGE, '--postgres-image', POSTGRES_IMAGE, '--port', String(port)]);
+    await waiting.seen(/waiting for Clair's first vulnerability update/);
+    process.kill(-waiting.pid, 'SIGINT');
+    const run = await waiting.done;
+    assert.equal(run.code, 130, run.stderr);
+    assert.equal(dockerCli(['inspect', '-f', '{{.State.Running}}', NAMES.clair]), 'true');
+    const status = await dockerClair(['server', 'status']);
+    assert.equal(status.code, 3, status.stdout);
   });
 });
