@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { assertValidReport } from '../helpers/report-schema.js';
+import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BINARY = path.join(ROOT, 'dist', 'docker-clair');
@@ -373,5 +374,39 @@ describe('managed Clair before its first vulnerability update: never "clean"', {
     assert.equal(dockerCli(['inspect', '-f', '{{.State.Running}}', NAMES.clair]), 'true');
     const status = await dockerClair(['server', 'status']);
     assert.equal(status.code, 3, status.stdout);
+  });
+});
+
+describe('managed Clair: a missing image is pulled through the daemon', { timeout: TIMEOUT }, () => {
+  let registry: Registry;
+  let pulled = '';
+
+  before(async () => {
+    assert.ok(registryAvailable(), 'docker-registry is needed for the pull test: apt-get install docker-registry (.ci/run installs it)');
+    registry = await startRegistry();
+    pulled = `${registry.host}/docker-clair-test/clair-double:pull-e2e`;
+    dockerCli(['tag', CLAIR_IMAGE, pulled]);
+    dockerCli(['push', pulled]);
+    dockerCli(['rmi', pulled]); // the daemon no longer has it under this name: up must pull it
+  });
+
+  after(async () => {
+    removeEverything();
+    spawnSync('docker', ['-H', TEST_DOCKER_HOST, 'rmi', pulled], { stdio: 'ignore' });
+    await registry?.close();
+  });
+
+  it('up pulls the Clair image from its registry, with progress, then runs it', async () => {
+    assert.equal(dockerCli(['image', 'ls', '-q', pulled]), '', 'not on the daemon before up');
+    const run = await dockerClair(['server', 'up', '--clair-image', pulled, '--postgres-image', POSTGRES_IMAGE, '--port', String(await freePort())]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`^pulling ${pulled.replace(/[.]/g, '\\.')}$`, 'm'));
+    assert.match(run.stderr, new RegExp(`^pulled ${pulled.replace(/[.]/g, '\\.')}$`, 'm'));
+    assert.doesNotMatch(run.stderr, /pulling .*postgres/, 'the PostgreSQL image is on the daemon: not pulled');
+    assert.notEqual(dockerCli(['image', 'ls', '-q', pulled]), '');
+    assert.equal(dockerCli(['inspect', '-f', '{{.Config.Image}}', NAMES.clair]), pulled);
+    const down = await dockerClair(['server', 'down', '--volumes']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(leftovers(), []);
   });
 });
