@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { assertValidReport } from '../helpers/report-schema.js';
+import { freePort } from '../helpers/ports.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -105,14 +106,6 @@ function removeEverything(): void {
   for (const name of [NAMES.clair, NAMES.postgres]) quietly(['rm', '-f', '-v', name]);
   quietly(['network', 'rm', NAMES.network]);
   quietly(['volume', 'rm', NAMES.volume]);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function refused(port: number): Promise<boolean> {

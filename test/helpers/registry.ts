@@ -3,9 +3,9 @@
 // registries over plain http by default, so no daemon configuration is needed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './ports.js';
 
 export interface Registry {
   /** host:port, the prefix of image names pushed to it. */
@@ -16,14 +16,6 @@ export interface Registry {
 export function registryAvailable(): boolean {
   const r = spawnSync('docker-registry', ['--version'], { encoding: 'utf8' });
   return r.error === undefined && r.status === 0;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startRegistry(): Promise<Registry> {

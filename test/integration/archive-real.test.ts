@@ -19,20 +19,10 @@ import { readSaveArchive, type ArchiveEnd, type LayerEntry } from '../../src/lay
 import { hashSaveArchive } from '../../src/layers/hash-pass.js';
 import { LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/layers/legacy-ids.js';
 import type * as Save from '../../src/layers/save-format.js';
-import { TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
+import { TEST_DOCKER_HOST, TEST_IMAGES, testDocker } from '../helpers/daemon.js';
 import { buildContainerdSave, buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 
-assert.ok(TEST_DOCKER_HOST.startsWith('unix://'), 'these tests need the test daemon on a unix socket');
-// Every connection option is given: docker-modem lets DOCKER_* env vars override a bare socketPath.
-const docker = new Docker({
-  socketPath: TEST_DOCKER_HOST.slice('unix://'.length),
-  host: undefined,
-  port: undefined,
-  protocol: 'http',
-  ca: undefined,
-  cert: undefined,
-  key: undefined,
-});
+const docker = testDocker();
 
 interface RealImage {
   ref: string;

@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { signJwt } from '../double/jwt.js';
+import { makeTar } from '../double/test-support.js';
+import { testDaemonSocket, testDocker } from '../helpers/daemon.js';
 
 const PG_IMAGE = 'docker-clair-test/postgres:latest';
 const CLAIR_IMAGE = 'docker-clair-test/clair-double:latest';
@@ -19,23 +21,7 @@ const PSK = randomBytes(32);
 const ISSUER = 'docker-clair';
 const UPDATE_DELAY_S = 3;
 
-function socketPath(): string {
-  const host = process.env.DOCKER_HOST;
-  if (!host) return '/var/run/docker.sock';
-  if (host.startsWith('unix://')) return host.slice('unix://'.length);
-  throw new Error(`DOCKER_HOST=${host}: these tests need a local unix:// daemon`);
-}
-
-// Every connection option is given explicitly: docker-modem lets DOCKER_* env vars override a bare socketPath.
-const docker = new Docker({
-  socketPath: socketPath(),
-  host: undefined,
-  port: undefined,
-  protocol: 'http',
-  ca: undefined,
-  cert: undefined,
-  key: undefined,
-});
+const docker = testDocker();
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -109,17 +95,7 @@ function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ s
 }
 
 function configTar(yaml: string): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<Buffer>((resolve, reject) => {
-    pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-    pack.on('end', () => resolve(Buffer.concat(chunks)));
-    pack.on('error', reject);
-  });
-  pack.entry({ name: 'config/', type: 'directory', mode: 0o755 });
-  pack.entry({ name: 'config/config.yaml', mode: 0o644 }, yaml);
-  pack.finalize();
-  return done;
+  return makeTar([{ name: 'config/', type: 'directory' }, { name: 'config/config.yaml', content: yaml }]);
 }
 
 function clairConfig(pgHost: string, opts: { notifier: boolean }): string {
@@ -180,7 +156,7 @@ describe('managed Clair stand-in images (postgres + clair-double)', { timeout: 9
 
   before(async () => {
     await docker.ping().catch((err: unknown) => {
-      throw new Error(`no Docker daemon at ${socketPath()} (scripts/docker-daemon.sh start): ${String(err)}`);
+      throw new Error(`no Docker daemon at ${testDaemonSocket()} (scripts/docker-daemon.sh start): ${String(err)}`);
     });
     for (const image of [PG_IMAGE, CLAIR_IMAGE]) {
       await docker.getImage(image).inspect().catch((err: unknown) => {

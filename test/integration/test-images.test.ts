@@ -4,31 +4,16 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { before, describe, it } from 'node:test';
 import { createGunzip } from 'node:zlib';
-import Docker from 'dockerode';
 import * as tar from 'tar-stream';
+import type Docker from 'dockerode';
+import { testDaemonSocket, testDocker } from '../helpers/daemon.js';
 
 const BASE = 'docker-clair-test/debian12:latest';
 const MULTI = 'docker-clair-test/multilayer:latest';
 const DELETED_FROM_BASE = '/usr/share/doc/hostname/copyright';
 const DELETED_FROM_TREE = '/opt/docker-clair-fixture/delete-me.txt';
 
-function socketPath(): string {
-  const host = process.env.DOCKER_HOST;
-  if (!host) return '/var/run/docker.sock';
-  if (host.startsWith('unix://')) return host.slice('unix://'.length);
-  throw new Error(`DOCKER_HOST=${host}: these tests need a local unix:// daemon`);
-}
-
-// Every connection option is given explicitly: docker-modem lets DOCKER_* env vars override a bare socketPath.
-const docker = new Docker({
-  socketPath: socketPath(),
-  host: undefined,
-  port: undefined,
-  protocol: 'http',
-  ca: undefined,
-  cert: undefined,
-  key: undefined,
-});
+const docker = testDocker();
 
 interface RunResult {
   code: number;
@@ -139,7 +124,7 @@ describe('test images (scripts/test-images.sh)', { timeout: 180_000 }, () => {
 
   before(async () => {
     await docker.ping().catch((err: unknown) => {
-      throw new Error(`no Docker daemon at ${socketPath()} (scripts/docker-daemon.sh start): ${String(err)}`);
+      throw new Error(`no Docker daemon at ${testDaemonSocket()} (scripts/docker-daemon.sh start): ${String(err)}`);
     });
     const inspect = (tag: string) =>
       docker
