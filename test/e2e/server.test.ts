@@ -172,6 +172,14 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
     assert.match(other.stderr, /already exists with image .* on port \d+; hint: run "docker clair server down" first/);
   });
 
+  it('stopped containers are started again by up', async () => {
+    dockerCli(['stop', '-t', '2', NAMES.clair, NAMES.postgres]);
+    const run = await up('--port', String(port));
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^Clair started again at/);
+    assert.equal(dockerCli(['inspect', '-f', '{{.State.Running}}', NAMES.postgres]), 'true');
+  });
+
   it('server status: exit 0 when ready, text and JSON', async () => {
     const text = await dockerClair(['server', 'status']);
     assert.equal(text.code, 0, text.stderr);
