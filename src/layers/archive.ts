@@ -6,8 +6,11 @@
 //   containerd image store        `blobs/sha256/<digest>` as stored (gzip, zstd or plain)
 //
 // Each layer's digest is known before its body is read (the entry's name, or the legacy v1-ID mapping), and the
-// body is hashed while it streams: it ends only once the bytes hashed to that digest. Nothing is written to disk
-// and no layer is buffered; only metadata entries below METADATA_LIMIT are read into memory.
+// body is hashed while it streams: it ends only once the bytes hashed to that digest. With `verify: 'guesses'`
+// only a digest that is a guess (a legacy top layer not yet confirmed) is hashed: the others are certain by the
+// entry's name, and a consumer that hashes what it receives anyway (Clair v4's fetcher) catches corrupt bytes;
+// hashing costs ~0.45 CPU-s per GB (docs/benchmarks.md). Nothing is written to disk and no layer is buffered;
+// only metadata entries below METADATA_LIMIT are read into memory.
 import { createHash, type Hash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,11 +33,16 @@ export interface LayerEntry {
   tarName: string;
   compression: LayerCompression;
   /**
-   * The bytes as stored. It ends only after they hashed to `digest`; on a mismatch, a truncated archive or an
-   * abort it is destroyed with the error (ArchiveFormatError, or the signal's reason), which the iterator
-   * also throws. Read it to its end, or destroy it, before asking the iterator for the next event: the tar
-   * stream cannot move on meanwhile. A body still unread at that point is drained (and checked) by the
-   * iterator and then destroyed.
+   * Whether the body is hashed against `digest` as it streams (always, unless `verify: 'guesses'` and the
+   * digest is certain by the entry's name or a previous pass): unchecked bytes are checked by the consumer.
+   */
+  checked: boolean;
+  /**
+   * The bytes as stored. It ends only after they hashed to `digest` (when `checked`; otherwise once `size`
+   * bytes arrived); on a mismatch, a truncated archive or an abort it is destroyed with the error
+   * (ArchiveFormatError, or the signal's reason), which the iterator also throws. Read it to its end, or
+   * destroy it, before asking the iterator for the next event: the tar stream cannot move on meanwhile. A body
+   * still unread at that point is drained (and checked, when `checked`) by the iterator and then destroyed.
    */
   body: Readable;
 }
@@ -66,6 +74,12 @@ export interface ReadSaveArchiveOptions {
    * v1-ID computation: the way to read a legacy archive whose mapping failed (LegacyLayerMappingError).
    */
   digests?: ReadonlyMap<string, string>;
+  /**
+   * Which layer bodies are hashed while they stream: 'all' (the default), or only 'guesses' (the digest of a
+   * legacy top layer not yet confirmed by the layers below it: a mismatch there is a LegacyLayerMappingError).
+   * Use 'guesses' only when whoever reads the bodies verifies the digest itself, as Clair v4 does.
+   */
+  verify?: 'all' | 'guesses';
 }
 
 /** Largest metadata entry (manifest.json, `<v1id>/json`, JSON blobs) read into memory. */
@@ -113,7 +127,7 @@ async function* readEvents(
 ): AsyncGenerator<ArchiveEvent, void, undefined> {
   const { signal } = options;
   const entries = new TarEntries(source, signal, takeEarlyError());
-  const save = new SaveReader(image, options.digests);
+  const save = new SaveReader(image, options.digests, options.verify ?? 'all');
   let feed: LayerFeed | undefined;
   const onAbort = () => feed?.fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -353,7 +367,8 @@ export function selectManifestItem(manifest: Save.Manifest, imageId: string | un
 class LayerFeed {
   readonly layer: LayerEntry;
   private readonly body: Readable;
-  private readonly hash: Hash;
+  /** Undefined when the layer is not checked here (LayerEntry.checked). */
+  private readonly hash: Hash | undefined;
   /** Bytes read from the tar entry, and those of them pushed into the body. */
   private bytes = 0;
   private pushed = 0;
@@ -376,7 +391,7 @@ class LayerFeed {
     /** Why the digest is only a guess (a legacy top layer not confirmed yet): a mismatch is then a mapping error. */
     private readonly guess?: string,
   ) {
-    this.hash = createHash(info.digest.slice(0, info.digest.indexOf(':')));
+    this.hash = info.checked ? createHash(info.digest.slice(0, info.digest.indexOf(':'))) : undefined;
     this.body = new Readable({
       read: () => {
         this.wanted = true;
@@ -428,7 +443,7 @@ class LayerFeed {
       }
       chunk = r.value;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     return chunk;
   }
@@ -436,9 +451,11 @@ class LayerFeed {
   private finish(): void {
     this.ended = true;
     const { digest, tarName, size } = this.layer;
-    const actual = `${digest.slice(0, digest.indexOf(':'))}:${this.hash.digest('hex')}`;
+    const actual = this.hash ? `${digest.slice(0, digest.indexOf(':'))}:${this.hash.digest('hex')}` : digest;
     if (actual !== digest || this.bytes !== size) {
-      const mismatch = `expected ${digest}, the ${this.bytes} bytes read hash to ${actual}`;
+      const mismatch = this.hash
+        ? `expected ${digest}, the ${this.bytes} bytes read hash to ${actual}`
+        : `expected ${size} bytes, read ${this.bytes}`;
       this.fail(this.guess
         ? new LegacyLayerMappingError(`legacy directory ${posix.dirname(tarName)} was taken for ${this.guess}, but it is not: ${mismatch}`,
             'save the image by ID, one image per archive; a hashing pass can map the layers instead')
@@ -605,6 +622,7 @@ class SaveReader {
   constructor(
     private readonly image: SaveImage,
     private readonly known: ReadonlyMap<string, string> = new Map(),
+    private readonly verify: 'all' | 'guesses' = 'all',
   ) {
     this.diffIds = new Set(image.diffIds);
     this.legacy = new LegacyMapping(image.diffIds);
@@ -619,7 +637,8 @@ class SaveReader {
     const chunks = entryChunks(entry);
     const explain = (error: unknown) => entries.failure(error);
     const feed = (digest: string, compression: LayerCompression, head: Buffer[], guess?: string) =>
-      new LayerFeed(chunks, head, { digest, size, tarName: name, compression }, explain, guess);
+      new LayerFeed(chunks, head, { digest, size, tarName: name, compression, checked: this.verify === 'all' || guess !== undefined },
+        explain, guess);
 
     if (type !== 'file' && type !== 'contiguous-file') {
       // Directories, and duplicate legacy layers as links to the first copy (possibly before it): skipped.

@@ -13,7 +13,7 @@
 import type { ArchiveImage, SaveArchiveFile, SaveStreamHead } from '../docker/archive-source.js';
 import { refMatches } from '../docker/archive-source.js';
 import type { ImageInfo, ImageSource } from '../docker/image-source.js';
-import { readSaveArchive, type ArchiveEnd, type ArchiveEvent } from '../layers/archive.js';
+import { readSaveArchive, type ArchiveEnd, type ArchiveEvent, type ReadSaveArchiveOptions } from '../layers/archive.js';
 import { hashSaveArchive } from '../layers/hash-pass.js';
 import {
   ArchiveFormatError,
@@ -23,6 +23,14 @@ import {
 } from '../runtime/errors.js';
 
 export type ArchiveEvents = AsyncGenerator<ArchiveEvent, void, undefined>;
+
+export interface ReadOptions {
+  /**
+   * Which layer bodies the archive hashes itself (readSaveArchive's `verify`): 'guesses' when the reader of
+   * the bodies verifies every digest (Clair v4), 'all' (the default) otherwise.
+   */
+  verify?: ReadSaveArchiveOptions['verify'];
+}
 
 export interface ImageArchive {
   /** Where the bytes come from, for messages: `docker save`, the file's path, `stdin`. */
@@ -39,7 +47,7 @@ export interface ImageArchive {
   /** Passes over the archive so far: `docker save` calls, or reads of the input (the header walk included). */
   readonly passes: number;
   /** Starts one pass. */
-  read(signal: AbortSignal): Promise<ArchiveEvents>;
+  read(signal: AbortSignal, options?: ReadOptions): Promise<ArchiveEvents>;
   /** A pass failed with a LegacyLayerMappingError: make the next one unable to fail that way, or throw. */
   remap(error: LegacyLayerMappingError, signal: AbortSignal): Promise<void>;
   /** The archive's end: checks it is the image asked for; its manifest hash and reference. */
@@ -85,11 +93,11 @@ export class DaemonImageArchive implements ImageArchive {
     return this.saves;
   }
 
-  async read(signal: AbortSignal): Promise<ArchiveEvents> {
+  async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     this.saves++;
     const stream = await this.source.save(this.image.id, { signal });
     return readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
-      this.digests ? { signal, digests: this.digests } : { signal });
+      { signal, ...options, ...(this.digests ? { digests: this.digests } : {}) });
   }
 
   async remap(error: LegacyLayerMappingError, signal: AbortSignal): Promise<void> {
@@ -140,11 +148,11 @@ export class FileImageArchive implements ImageArchive {
     return 1 + this.reads;
   }
 
-  async read(signal: AbortSignal): Promise<ArchiveEvents> {
+  async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     this.reads++;
     const { id, diffIds, format } = this.image;
     return readSaveArchive(this.file.stream(), { id, diffIds },
-      format === 'legacy' ? { signal, digests: this.file.digests } : { signal });
+      { signal, ...options, ...(format === 'legacy' ? { digests: this.file.digests } : {}) });
   }
 
   async remap(error: LegacyLayerMappingError): Promise<void> {
@@ -203,9 +211,9 @@ export class StreamImageArchive implements ImageArchive {
     return this.reads;
   }
 
-  async read(signal: AbortSignal): Promise<ArchiveEvents> {
+  async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     if (this.reads++ > 0) throw new UsageError(`${this.origin} can be read only once`, STDIN_HINT);
-    const events = readSaveArchive(this.head.stream, { id: this.id ?? '', diffIds: this.order }, { signal });
+    const events = readSaveArchive(this.head.stream, { id: this.id ?? '', diffIds: this.order }, { signal, ...options });
     const origin = this.origin;
     return (async function* explained(): ArchiveEvents {
       try {

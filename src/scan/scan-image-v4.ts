@@ -150,12 +150,14 @@ async function indexLayers(ctx: ScanImageV4Context, server: LayerServer, helpers
   let end: ArchiveEnd | undefined;
   let streamed = 0;
   const total = archive.order.length > 0 ? archive.order.length : undefined;
-  for await (const event of await archive.read(signal)) {
+  // Clair hashes every layer it fetches and fails the index on a mismatch (clair-protocol.md §7), so the archive
+  // hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
+  for await (const event of await archive.read(signal, { verify: 'guesses' })) {
     if (event.kind === 'end') {
       end = event;
       continue;
     }
-    const { digest, body, size } = event.layer;
+    const { digest, body, size, checked, tarName } = event.layer;
     // Another image's layer (a multi-image archive): left to the archive, which drains it.
     if (archive.layers && !archive.layers.includes(digest)) continue;
     // "layer K/N" in image order where the digest is known up front; containerd blobs count in stream order.
@@ -179,6 +181,10 @@ async function indexLayers(ctx: ScanImageV4Context, server: LayerServer, helpers
     if (!outcome.served && outcome.reason === 'failed') {
       const archiveError = isArchiveError(outcome.error) ? outcome.error : failure ? await archiveErrorOf(body) : undefined;
       if (archiveError) throw archiveError;
+    }
+    if (failure && !checked) {
+      const corrupt = corruptLayerError(failure, digest, tarName, outcome.served ? outcome.bytes : size);
+      if (corrupt) throw corrupt;
     }
     if (failure) throw explainIndexFailure(failure, server, digest);
     if (fetched && !outcome.served) {
@@ -207,6 +213,19 @@ async function archiveErrorOf(body: Readable): Promise<DockerClairError | undefi
     body.once('close', () => resolve(isArchiveError(body.errored) ? body.errored : undefined));
     body.resume();
   });
+}
+
+/**
+ * Clair's digest check failed on a layer the archive did not hash itself: the archive is corrupt, reported as the
+ * archive's own check would have (ArchiveFormatError, exit 2), with the hash Clair computed.
+ */
+function corruptLayerError(error: unknown, digest: string, tarName: string, bytes: number): ArchiveFormatError | undefined {
+  if (!(error instanceof ClairIndexError)) return undefined;
+  const m = /validation failed: got "([0-9a-f]+)", expected "([0-9a-f]+)"/.exec(error.message);
+  const [algorithm, hex] = digest.split(':');
+  if (!m || m[2] !== hex || m[1] === hex) return undefined;
+  return new ArchiveFormatError(`layer ${tarName} does not match its digest: expected ${digest}, the ${bytes} bytes read hash to ${algorithm}:${m[1]}`,
+    'the archive is corrupt, or the image changed while it was exported', { cause: error });
 }
 
 /** Turns Clair's fetch failures into the message a user can act on. */

@@ -388,6 +388,45 @@ for (const [feed, size] of FEEDS) {
       assert.equal(r.bodyErrors[0], r.error, 'the same error ends the body');
     });
 
+    it("verify: 'guesses': bodies whose digest the entry's name gives are not hashed here, so a corrupt one reaches its consumer", async () => {
+      const good = await ociSave([layerA, layerB]);
+      assert.ok((await collect(open(good.archive), good.image)).layers.every((l) => l.checked), 'the default hashes every layer');
+      const { layers, end } = await collect(open(good.archive), good.image, { verify: 'guesses' });
+      assert.ok(layers.every((l) => !l.checked));
+      assert.deepEqual(end.layers, good.layers);
+      // Clair v4 hashes what it fetches: the archive leaves a corrupt body to it (scan-image-v4 turns Clair's
+      // "validation failed" into the same ArchiveFormatError; test/integration/scan-formats.test.ts).
+      const bad = await ociSave([layerA, layerB], { corrupt: 1 });
+      const bodies: Buffer[] = [];
+      let last: ArchiveEnd | undefined;
+      for await (const event of readSaveArchive(open(bad.archive), bad.image, { verify: 'guesses' })) {
+        if (event.kind === 'end') last = event;
+        else bodies.push(await readAll(event.layer.body));
+      }
+      assert.deepEqual(last?.layers, bad.layers);
+      assert.equal(bodies.filter((b) => !bad.layers.includes(sha256(b))).length, 1, 'one body is not what its name says');
+    });
+
+    it("verify: 'guesses': a legacy top layer not yet confirmed is still hashed; a wrong guess is still a LegacyLayerMappingError", async () => {
+      const save = await legacySave({ layers: [layerA, layerB, layerC], created: '1970-01-01T01:00:00+01:00', topDir: '0'.repeat(64) });
+      const { layers, end } = await collect(open(save.archive), save.image, { verify: 'guesses' });
+      assert.deepEqual(end.layers, save.layers);
+      const top = layers.find((l) => l.tarName === `${'0'.repeat(64)}/layer.tar`);
+      assert.equal(top?.checked, true, 'the top layer, first in the stream, is a guess');
+      assert.ok(layers.filter((l) => l !== top).every((l) => !l.checked), 'the computed v1 IDs are certain');
+      const stranger = '0'.repeat(64);
+      const wrong = await legacySave({
+        layers: [layerA, layerB],
+        extra: [
+          { name: `${stranger}/json`, data: json({ id: stranger, parent: 'f'.repeat(64), created: '2020-01-01T00:00:00Z', config: {} }) },
+          { name: `${stranger}/layer.tar`, data: layerC },
+        ],
+      });
+      const r = await failing(open(wrong.archive), wrong.image, { verify: 'guesses' });
+      assert.ok(r.error instanceof LegacyLayerMappingError, String(r.error));
+      assert.match((r.error as Error).message, new RegExp(`legacy directory ${stranger} was taken for the top layer, but it is not`));
+    });
+
     it('no manifest.json: ArchiveFormatError once the stream ends', async () => {
       const save = await ociSave([layerA], { manifest: false });
       const r = await failing(open(save.archive), save.image);
