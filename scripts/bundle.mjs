@@ -37,6 +37,7 @@ export async function loadConfig() {
     codeCache: raw.codeCache !== false,
     strip: raw.strip !== false,
     stubDockerodeSession: raw.stubDockerodeSession === true,
+    stubDockerModemSsh: raw.stubDockerModemSsh === true,
     minify: raw.minify ?? false,
     execArgv: Array.isArray(raw.execArgv) ? raw.execArgv : [],
     seaFuse: need('seaFuse', 'string'),
@@ -70,7 +71,7 @@ const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/');
 // inside try/catch are replaced by a module that throws, so the callers take their fallbacks
 // (ssh2: pure JS + wasm; debug: no colour detection). Each specifier gets its own stub module, so
 // every one of them throws on its first require.
-function seaStubPlugin({ stubDockerodeSession }) {
+function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh }) {
   return {
     name: 'sea-stubs',
     setup(build) {
@@ -82,6 +83,23 @@ function seaStubPlugin({ stubDockerodeSession }) {
         contents: `throw new Error(${JSON.stringify(`${args.path}: not available in the docker-clair executable`)});\n`,
         loader: 'js',
       }));
+      if (stubDockerModemSsh) {
+        // docker-modem requires ./ssh (ssh2, which compiles a WebAssembly module with a 16 MiB memory when it
+        // loads: ~19 MB of RSS) at the top of lib/modem.js, but calls it only for protocol "ssh". docker-clair
+        // never gives the modem that protocol: ssh:// goes through the system ssh client (src/docker/ssh-dial-agent.ts).
+        build.onResolve({ filter: /^\.\/ssh(\.js)?$/ }, (args) =>
+          /[\\/]node_modules[\\/]docker-modem[\\/]lib[\\/]modem\.js$/.test(args.importer)
+            ? { path: 'docker-modem/lib/ssh', namespace: 'sea-stub-modem-ssh' }
+            : undefined,
+        );
+        build.onLoad({ filter: /.*/, namespace: 'sea-stub-modem-ssh' }, () => ({
+          contents:
+            'module.exports = function ssh() {\n' +
+            '  throw new Error("docker-modem\'s ssh2 transport is not in the docker-clair executable (ssh:// uses the system ssh client)");\n' +
+            '};\n',
+          loader: 'js',
+        }));
+      }
       if (!stubDockerodeSession) return;
       // dockerode requires ./session (gRPC + proto-loader + the .proto files) at the top of
       // lib/docker.js, but only buildImage({version: "2"}) (BuildKit) calls it. A scanner never builds.
