@@ -398,14 +398,17 @@ function inspectImage(ref, env) {
  * streams from `docker save`); `after` = the rest (the image manifest, clean-up, matcher, report, exit).
  */
 function phases(run, log) {
-  const posts = [];
+  const events = [];
   for (const line of log) {
-    const m = /^(\S+) POST \/indexer\/api\/v1\/index_report 201 (\d+)ms/.exec(line);
-    if (m) {
-      const end = Date.parse(m[1]);
-      posts.push({ start: end - Number(m[2]), end });
-    }
+    const m = /^(\S+) (POST|DELETE) \/indexer\/api\/v1\/index_report (\d+) (\d+)ms/.exec(line);
+    if (!m) continue;
+    const end = Date.parse(m[1]);
+    events.push({ method: m[2], status: Number(m[3]), start: end - Number(m[4]), end });
   }
+  // The preflight (src/scan/preflight.ts) indexes a probe manifest and deletes it before the export starts: a
+  // POST followed directly by a DELETE, before any layer's POST. It is part of `before`, not of `layers`.
+  if (events[0]?.method === 'POST' && events[1]?.method === 'DELETE') events.splice(0, 2);
+  const posts = events.filter((e) => e.method === 'POST' && e.status === 201);
   if (posts.length < 2) return undefined;
   const layerPosts = posts.slice(0, -1); // the last one is the image manifest, which fetches nothing
   const busy = layerPosts.reduce((a, p) => a + (p.end - p.start), 0);
