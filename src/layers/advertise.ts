@@ -55,6 +55,21 @@ export async function chooseLayerBinding(clairUrl: URL, option?: LayerAddress, p
   return { listenHost: local, listenPort: 0, advertiseHost: local, why: `the local address that routes to Clair (${clairIp})` };
 }
 
+/**
+ * The layer server for Clair in a container on a network whose gateway is `gateway`. On a native Linux daemon the
+ * gateway is an address of this machine: bound and advertised. Where the daemon runs in a VM (Docker Desktop) it
+ * is not; there containers reach the host as host.docker.internal, so listen everywhere and advertise that.
+ */
+export function containerNetworkBinding(gateway: string, isLocal: (host: string) => boolean = isLocalAddress): LayerBinding {
+  if (isLocal(gateway)) {
+    return { listenHost: gateway, listenPort: 0, advertiseHost: gateway, why: "the managed Clair's network gateway" };
+  }
+  return {
+    listenHost: '0.0.0.0', listenPort: 0, advertiseHost: 'host.docker.internal',
+    why: `the managed Clair's network gateway ${gateway} is not an address of this machine (the daemon runs in a VM?): host.docker.internal`,
+  };
+}
+
 /** The source address the kernel picks for traffic to `ip` (a connected UDP socket sends nothing). */
 async function routeSource(ip: string, port: number): Promise<string> {
   const socket = createSocket(ip.includes(':') ? 'udp6' : 'udp4');

@@ -12,7 +12,7 @@ import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint } from '../docker/endpoint.js';
 import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
 import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
-import { chooseLayerBinding } from '../layers/advertise.js';
+import { chooseLayerBinding, containerNetworkBinding } from '../layers/advertise.js';
 import type { LayerStep } from '../findings/model.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
@@ -116,7 +116,7 @@ async function scanAll(
   const clairV1 = api.api === 'v1' ? await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) }) : undefined;
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
   const binding = managed?.gateway && !options.layerAddress
-    ? { listenHost: managed.gateway, listenPort: 0, advertiseHost: managed.gateway, why: "the managed Clair's network gateway" }
+    ? containerNetworkBinding(managed.gateway)
     : await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   // Progress is for people watching a terminal; CI logs get the report and errors only.

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { createDockerClient } from '../../src/docker/client.js';
 import { resolveEndpoint } from '../../src/docker/endpoint.js';
 import { DockerImageSource } from '../../src/docker/image-source.js';
-import { chooseLayerBinding } from '../../src/layers/advertise.js';
+import { chooseLayerBinding, containerNetworkBinding } from '../../src/layers/advertise.js';
 import { LayerServer } from '../../src/layers/layer-server.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 
@@ -82,5 +82,21 @@ describe('layer server address', () => {
     assert.deepEqual(await chooseLayerBinding(new URL('http://clair.example:6060'), { host: '127.0.0.1' }), {
       listenHost: '127.0.0.1', listenPort: 0, advertiseHost: '127.0.0.1', why: '--layer-address',
     });
+  });
+});
+
+describe('the managed Clair network', () => {
+  it("a gateway that is an address of this machine is bound and advertised", () => {
+    const local = Object.values(networkInterfaces()).flat().find((i) => i?.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1';
+    const binding = containerNetworkBinding(local);
+    assert.equal(binding.listenHost, local);
+    assert.equal(binding.advertiseHost, local);
+  });
+
+  it('a gateway inside a VM (Docker Desktop) is not: listen everywhere, advertise host.docker.internal', () => {
+    const binding = containerNetworkBinding('203.0.113.1');
+    assert.equal(binding.listenHost, '0.0.0.0');
+    assert.equal(binding.advertiseHost, 'host.docker.internal');
+    assert.match(binding.why, /203\.0\.113\.1 is not an address of this machine/);
   });
 });
