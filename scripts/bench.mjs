@@ -458,20 +458,12 @@ async function withPrivateBinary(opts, benchmark) {
   }
 }
 
-function scanBenchmark(opts) {
-  return withPrivateBinary(opts, scanBenchmarkWith);
-}
-
-async function scanBenchmarkWith(opts, original, binary) {
-  const socket = daemonSocket();
-  const env = { ...benchEnv(), DOCKER_HOST: `unix://${socket}` };
-  const lines = [];
-  const say = (line) => {
-    console.log(line);
-    lines.push(line);
-  };
-
-  // Images: built once, cached by tag.
+/**
+ * What both scan benchmarks start with: the bench images (built once, cached by tag), the binary's identity,
+ * the dockerd process, the plugin's memory floor (`version`), a timed `docker save`, and the idle wait with
+ * its counts.
+ */
+async function scanBenchSetup(opts, original, binary, socket, env, say) {
   const build = spawnSync('bash', [path.join(ROOT, 'scripts', 'bench-images.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (build.status !== 0) throw new Error(`scripts/bench-images.sh failed (exit ${build.status ?? build.signal})`);
   const images = SCAN_IMAGES.map((i) => ({ ...i, ...inspectImage(i.ref, env) }));
@@ -495,6 +487,34 @@ async function scanBenchmarkWith(opts, original, binary) {
     if (r.exit !== 0) throw new Error(`docker save ${img.ref}: exit ${r.exit}\n${r.stderr}`.trim());
     return { r, cpu };
   };
+
+  const idleMs = opts.idleWait * 1000;
+  const idleCount = { waits: 0, misses: 0 };
+  const idle = async () => {
+    if (idleMs === 0) return '';
+    const w = await waitForIdle(idleMs);
+    idleCount.waits++;
+    if (!w.idle) idleCount.misses++;
+    return w.idle ? `; idle after ${(w.waited / 1000).toFixed(0)} s` : `; NOT idle after ${(w.waited / 1000).toFixed(0)} s (${w.cores.toFixed(1)} cores busy)`;
+  };
+  return { images, dockerdPid, baseRss, save, idleMs, idle, idleCount };
+}
+
+function scanBenchmark(opts) {
+  return withPrivateBinary(opts, scanBenchmarkWith);
+}
+
+async function scanBenchmarkWith(opts, original, binary) {
+  const socket = daemonSocket();
+  const env = { ...benchEnv(), DOCKER_HOST: `unix://${socket}` };
+  const lines = [];
+  const say = (line) => {
+    console.log(line);
+    lines.push(line);
+  };
+
+  const { images, dockerdPid, baseRss, save, idleMs, idle, idleCount } = await scanBenchSetup(opts, original, binary, socket, env, say);
+
   const scanArgs = (url, img) => ['scan', '--clair', url, '-q', '--format', 'json', img.ref];
   /** A fresh double; a cold scan, then a warm rescan on the same double. */
   const coldAndWarm = async (img, runEnv = env, between = () => {}) => {
@@ -519,16 +539,6 @@ async function scanBenchmarkWith(opts, original, binary) {
     }
   };
 
-  const idleMs = opts.idleWait * 1000;
-  let idleMisses = 0;
-  let idleWaits = 0;
-  const idle = async () => {
-    if (idleMs === 0) return '';
-    const w = await waitForIdle(idleMs);
-    idleWaits++;
-    if (!w.idle) idleMisses++;
-    return w.idle ? `; idle after ${(w.waited / 1000).toFixed(0)} s` : `; NOT idle after ${(w.waited / 1000).toFixed(0)} s (${w.cores.toFixed(1)} cores busy)`;
-  };
 
   const results = [];
   for (const img of images) {
@@ -677,7 +687,7 @@ async function scanBenchmarkWith(opts, original, binary) {
   row('  double / machine busy / other', `${cpuF(small.cpu.scanDouble)} / ${cpuF(small.cpu.scanBusy)} / ${cpuF(small.cpu.scanOther)}`,
     `${cpuF(big.cpu.scanDouble)} / ${cpuF(big.cpu.scanBusy)} / ${cpuF(big.cpu.scanOther)}`, `(capacity ${big.cpu.cores.toFixed(1)} cpu-s per s)`);
   say(`  results (wall times: median of ${opts.runs}, range in brackets; RSS: max over the rounds; MB = 10^6 bytes)`);
-  if (idleMs > 0) say(`  ${idleWaits - idleMisses} of ${idleWaits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
+  if (idleMs > 0) say(`  ${idleCount.waits - idleCount.misses} of ${idleCount.waits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
   else say('  timed steps started without waiting for an idle machine (--idle-wait 0)');
   for (const r of rows) say(r);
   const pass = per.every((p) => p.coldRss <= SCAN_GOALS.rssBytes && savesOk(p) && p.written <= SCAN_GOALS.writeBytes) &&
@@ -710,28 +720,8 @@ async function scanV1BenchmarkWith(opts, original, binary) {
   const env = { ...benchEnv(), DOCKER_HOST: `unix://${socket}` };
   const say = (line) => console.log(line);
 
-  const build = spawnSync('bash', [path.join(ROOT, 'scripts', 'bench-images.sh')], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (build.status !== 0) throw new Error(`scripts/bench-images.sh failed (exit ${build.status ?? build.signal})`);
-  const images = SCAN_IMAGES.map((i) => ({ ...i, ...inspectImage(i.ref, env) }));
-  const dockerdPid = findDockerd(socket);
-  const binStat = statSync(original);
-  const binHash = createHash('sha256').update(readFileSync(binary)).digest('hex');
-  say(`  binary ${rel(original)} (${mbF(binStat.size)}, modified ${binStat.mtime.toISOString()}, sha256 ${binHash.slice(0, 16)}…, run from a private copy); ` +
-    `dockerd pid ${dockerdPid ?? 'not identified'}; load average at start ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
-  for (const img of images) say(`  ${img.ref}: ${img.id.slice(0, 19)}…, ${mbF(img.size)}, ${img.layers} layers`);
+  const { images, dockerdPid, baseRss, save, idleMs, idle, idleCount } = await scanBenchSetup(opts, original, binary, socket, env, say);
 
-  const base = [];
-  for (let i = 0; i < 3; i++) base.push(await runMeasured('docker-clair version', binary, ['version'], { env, devNull: true }));
-  const baseRss = Math.max(...base.map((r) => r.rssKb * 1024));
-  say(`  baseline: \`docker-clair version\` peak RSS ${mbF(baseRss)} (max of 3)`);
-
-  const save = async (img, runEnv = env) => {
-    const before = cpuSnapshot(dockerdPid);
-    const r = await runMeasured(`docker save ${img.ref}`, 'docker', ['save', img.ref], { env: runEnv, devNull: true });
-    const cpu = cpuDelta(before, cpuSnapshot(dockerdPid));
-    if (r.exit !== 0) throw new Error(`docker save ${img.ref}: exit ${r.exit}\n${r.stderr}`.trim());
-    return { r, cpu };
-  };
   // -D: the plugin logs (to stderr) how many passes it made and the most layer bytes it buffered.
   const scanArgs = (url, img, buf) => ['-D', 'scan', '--clair', url, '--clair-api', 'v1', ...buf.args, '-q', '--format', 'json', img.ref];
   const coldAndWarm = async (img, buf, runEnv = env, between = () => {}) => {
@@ -758,16 +748,6 @@ async function scanV1BenchmarkWith(opts, original, binary) {
   };
   const debugF = (d) => (d ? `plugin: ${d.passes} pass(es), ${d.skipped} layer read(s) skipped, at most ${mbF(d.peakBuffered)} buffered` : 'plugin: no pass line');
 
-  const idleMs = opts.idleWait * 1000;
-  let idleMisses = 0;
-  let idleWaits = 0;
-  const idle = async () => {
-    if (idleMs === 0) return '';
-    const w = await waitForIdle(idleMs);
-    idleWaits++;
-    if (!w.idle) idleMisses++;
-    return w.idle ? `; idle after ${(w.waited / 1000).toFixed(0)} s` : `; NOT idle after ${(w.waited / 1000).toFixed(0)} s (${w.cores.toFixed(1)} cores busy)`;
-  };
 
   const results = [];
   for (const img of images) {
@@ -892,7 +872,7 @@ async function scanV1BenchmarkWith(opts, original, binary) {
   row('CPU s, cold scan (median)', cols.map((c) => `plugin ${cpuF(c.scanClientCpu)}`));
   row('  dockerd', cols.map((c) => cpuF(c.scanDockerdCpu)));
   say(`  results (wall times: median of ${opts.runs}, range in brackets; RSS: max over the rounds and the observed run; MB = 10^6 bytes)`);
-  if (idleMs > 0) say(`  ${idleWaits - idleMisses} of ${idleWaits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
+  if (idleMs > 0) say(`  ${idleCount.waits - idleCount.misses} of ${idleCount.waits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${opts.idleWait} s)`);
   for (const r of rows) say(r);
   // The point of this benchmark: memory bounded by the cap (the whole peak RSS above the plugin's floor, not only
   // the buffered layer bytes), nothing written to disk, no export on a warm rescan.
