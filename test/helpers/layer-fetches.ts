@@ -1,6 +1,6 @@
-// The double's record of layer GETs, split into the image's layers and the preflight's probe layer
-// (served under /probe/ by the layer server; src/scan/preflight.ts).
-import type { ClairDouble } from '../double/server.js';
+// A fresh Clair double per test, and its record of layer GETs split into the image's layers and the preflight's
+// probe layer (served under /probe/ by the layer server; src/scan/preflight.ts).
+import { startClairDouble, type ClairDouble } from '../double/server.js';
 
 type Fetch = ClairDouble['layerFetches'][number];
 
@@ -13,4 +13,14 @@ export function imageLayerFetches(clair: Pick<ClairDouble, 'layerFetches'>): Fet
 
 export function probeFetches(clair: Pick<ClairDouble, 'layerFetches'>): Fetch[] {
   return clair.layerFetches.filter(isProbe);
+}
+
+/** Runs `fn` against a fresh Clair double fetching one layer at a time (so fetch order is the scan's order). */
+export async function withDouble<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
+  const clair = await startClairDouble({ fetchConcurrency: 1 });
+  try {
+    return await fn(clair);
+  } finally {
+    await clair.close();
+  }
 }

@@ -16,7 +16,6 @@ import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.js';
 import { readSaveArchive } from '../../src/layers/archive.js';
 import { LegacyLayerMappingError } from '../../src/runtime/errors.js';
-import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import {
   scanWithStdin,
@@ -28,7 +27,7 @@ import {
 import { buildContainerdSave, buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess, type ScanRun } from '../helpers/scan.js';
 import { Capture } from '../helpers/streams.js';
-import { imageLayerFetches } from '../helpers/layer-fetches.js';
+import { imageLayerFetches, withDouble } from '../helpers/layer-fetches.js';
 
 const execFileAsync = promisify(execFile);
 const REF = TEST_IMAGES.multilayer;
@@ -57,15 +56,6 @@ function layerLines(stderr: string): { k: number; n: number | undefined; short: 
   return [...stderr.matchAll(/^.*: layer (\d+)(?:\/(\d+))? ([0-9a-f]{12}) .*$/gm)].map((m) => ({
     k: Number(m[1]), n: m[2] === undefined ? undefined : Number(m[2]), short: m[3] as string, line: m[0],
   }));
-}
-
-async function withDouble<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
-  const clair = await startClairDouble({ fetchConcurrency: 1 });
-  try {
-    return await fn(clair);
-  } finally {
-    await clair.close();
-  }
 }
 
 async function withStandin<T>(options: Parameters<typeof startEngineStandin>[0], fn: (engine: EngineStandin) => Promise<T>): Promise<T> {

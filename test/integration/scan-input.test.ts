@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { scanWithStdin, writeLegacySaveWithConfig, writeLegacySaveWithV1Ids } from '../helpers/engine-standin.js';
 import { buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 import type { ScanRun } from '../helpers/scan.js';
-import { imageLayerFetches } from '../helpers/layer-fetches.js';
+import { imageLayerFetches, withDouble } from '../helpers/layer-fetches.js';
 
 // No daemon: a socket that does not exist. --input must never need one.
 const env = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
@@ -35,15 +34,6 @@ interface JsonImage {
   vulnerabilities?: { id: string; package: { name: string } }[];
 }
 const images = (run: ScanRun) => (JSON.parse(run.stdout) as { images: JsonImage[] }).images;
-
-async function withDouble<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
-  const clair = await startClairDouble({ fetchConcurrency: 1 });
-  try {
-    return await fn(clair);
-  } finally {
-    await clair.close();
-  }
-}
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'dc-input-'));

@@ -3,12 +3,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Finding, ImageScan, TrustSignal } from '../../src/findings/model.js';
-import { decideVerdict } from '../../src/policy/verdict.js';
 import { renderJson as renderJsonRaw } from '../../src/report/json.js';
-import type { Report, ScannedImage } from '../../src/report/model.js';
+import type { Report } from '../../src/report/model.js';
 import { outcomesOf } from '../../src/report/model.js';
 import { renderTable, shortDigest, stripControl } from '../../src/report/table.js';
-import { finding, scanOf } from '../fixtures/report-fixtures.js';
+import { finding, LAYER, report, scanned, scanOf } from '../fixtures/report-fixtures.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 
 /** Every JSON document these tests render is also checked against schema/report.schema.json. */
@@ -20,18 +19,10 @@ function renderJson(r: Report): string {
 
 const ESC = '\u001b';
 const HOSTILE_DESCRIPTION = 'crafted <script>alert(1)</script> & "quotes" ]]> end; \u001b[31mred ANSI\u001b[0m; naïve café 日本 🐳\u0007\u0000';
-const LAYER = 'sha256:aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111';
 
 const scan = (findings: Finding[], trust: TrustSignal[] = [], over: Partial<ImageScan> = {}): ImageScan =>
   scanOf('myapp:1.2', findings, trust, over);
 
-function scanned(s: ImageScan, failOn: Report['failOn'] = 'High'): ScannedImage {
-  return { kind: 'scanned', scan: s, verdict: decideVerdict(s, { failOn }) };
-}
-
-function report(images: Report['images'], failOn: Report['failOn'] = 'High'): Report {
-  return { tool: { name: 'docker-clair', version: '0.1.0' }, generatedAt: '2026-11-28T13:00:00.000Z', failOn, images };
-}
 
 const VULNERABLE = scan([
   finding({
