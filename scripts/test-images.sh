@@ -306,11 +306,10 @@ pg_package_set() { # base-status-file
     install --no-install-recommends "$PG_PACKAGE" 2>&1 </dev/null
 }
 
-build_postgres() {
-  local work ctx t0 hash sim specs n
+build_postgres() { # inputs-hash
+  local work ctx t0 hash=$1 sim specs n
   t0=$(now_ms)
   have apt-get || die "apt-get not found: $PG_TAG is built from Debian packages downloaded on this (Debian) host"
-  hash=$(pg_inputs_hash)
   work=$(make_temp_dir docker-clair-postgres)
   ctx="$work/context"
   mkdir -p "$ctx/debs"
@@ -372,10 +371,9 @@ clair_inputs_hash() {
   hash_inputs "$CLAIR_TAG" "${files[@]}"
 }
 
-build_clair_double() {
-  local work ctx t0 hash node_bin
+build_clair_double() { # inputs-hash
+  local work ctx t0 hash=$1 node_bin
   t0=$(now_ms)
-  hash=$(clair_inputs_hash)
   work=$(make_temp_dir docker-clair-clair)
   ctx="$work/context"
   mkdir -p "$ctx"
@@ -402,6 +400,17 @@ build_clair_double() {
   docker_build "$CLAIR_TAG" "$ctx" "$hash"
   rm -rf --one-file-system "$work"
   log "$CLAIR_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$CLAIR_TAG")")"
+}
+
+# An image labelled with the hash of its inputs: kept while the label matches, else built by build_fn HASH.
+build_if_stale() { # tag old-id inputs-hash build_fn
+  local tag=$1 old=$2 hash=$3 build_fn=$4
+  if ((REBUILD == 0)) && is_current "$tag" "$hash"; then
+    log "$tag exists ($(human_size "$(image_size "$tag")")), inputs unchanged; skipping"
+  else
+    [[ -n "$old" ]] && ((REBUILD == 0)) && log "$tag: inputs changed (or base rebuilt); rebuilding"
+    "$build_fn" "$hash"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -438,21 +447,11 @@ main() {
     build_multilayer
   fi
 
+  # Assigned first, so that set -e stops the script if hashing fails.
   hash=$(pg_inputs_hash)
-  if ((REBUILD == 0)) && is_current "$PG_TAG" "$hash"; then
-    log "$PG_TAG exists ($(human_size "$(image_size "$PG_TAG")")), inputs unchanged; skipping"
-  else
-    [[ -n "$old_pg" ]] && ((REBUILD == 0)) && log "$PG_TAG: inputs changed (or base rebuilt); rebuilding"
-    build_postgres
-  fi
-
+  build_if_stale "$PG_TAG" "$old_pg" "$hash" build_postgres
   hash=$(clair_inputs_hash)
-  if ((REBUILD == 0)) && is_current "$CLAIR_TAG" "$hash"; then
-    log "$CLAIR_TAG exists ($(human_size "$(image_size "$CLAIR_TAG")")), inputs unchanged; skipping"
-  else
-    [[ -n "$old_clair" ]] && ((REBUILD == 0)) && log "$CLAIR_TAG: inputs changed (or base rebuilt); rebuilding"
-    build_clair_double
-  fi
+  build_if_stale "$CLAIR_TAG" "$old_clair" "$hash" build_clair_double
 
   # Drop the images the new tags replaced (best effort; they may still be in use). Children first.
   local old current
