@@ -4,9 +4,9 @@
 // commonest failure of Clair tooling; here it becomes one message naming the address tried.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { pack } from 'tar-stream';
 import type { ClairV4Client } from '../clair/v4/client.js';
 import type { LayerServer } from '../layers/layer-server.js';
+import { packTar } from '../layers/pack.js';
 import { ClairIndexError, LayerServeError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 
@@ -19,12 +19,7 @@ export interface ProbeLayer {
 
 /** A valid one-file layer tar whose digest no one has seen before. */
 export async function makeProbeLayer(): Promise<ProbeLayer> {
-  const archive = pack();
-  archive.entry({ name: '.docker-clair-probe', mode: 0o644, mtime: new Date(0) }, randomBytes(32).toString('hex'));
-  archive.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of archive as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
-  const bytes = Buffer.concat(chunks);
+  const bytes = await packTar([{ header: { name: '.docker-clair-probe', mode: 0o644, mtime: new Date(0) }, content: randomBytes(32).toString('hex') }]);
   return { bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
 }
 

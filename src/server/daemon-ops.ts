@@ -2,17 +2,11 @@
 // messages a user can act on. Nothing here knows about Clair.
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { daemonMessage } from '../docker/image-source.js';
 import { ManagedClairError } from '../runtime/errors.js';
 
 export function statusOf(error: unknown): number | undefined {
   return (error as { statusCode?: number }).statusCode;
-}
-
-export function daemonMessage(error: unknown): string {
-  const json = (error as { json?: { message?: unknown } | string }).json;
-  if (json && typeof json === 'object' && typeof json.message === 'string') return json.message;
-  if (typeof json === 'string' && json.trim()) return json.trim();
-  return (error as Error).message ?? String(error);
 }
 
 /** Inspect, or undefined on 404. */
@@ -37,7 +31,7 @@ export interface PullProgress {
 export async function ensureImage(docker: Dockerode, image: string, progress: PullProgress, signal: AbortSignal): Promise<'present' | 'pulled'> {
   if (await inspectOrUndefined(() => docker.getImage(image).inspect())) return 'present';
   progress(`pulling ${image}`);
-  const fail = (error: unknown) => new ManagedClairError(`cannot pull image ${image}: ${oneLine(daemonMessage(error))}`,
+  const fail = (error: unknown) => new ManagedClairError(`cannot pull image ${image}: ${daemonMessage(error)}`,
     `check the name, or load it into the daemon (docker load) when the daemon cannot reach its registry`, { cause: error });
   let stream: Readable;
   try {
@@ -133,23 +127,4 @@ export function demuxLogBuffer(buffer: Buffer): string {
   }
   if (offset !== buffer.length) return buffer.toString('utf8');
   return Buffer.concat(parts).toString('utf8');
-}
-
-export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -2,14 +2,17 @@
 // v4 in combo mode publishing its API on 127.0.0.1 only. Created, inspected and removed through dockerode
 // alone (no `docker` binary), recognised by name *and* label so a user's own containers are never touched.
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
-import { pack } from 'tar-stream';
 import type { PskAuth } from '../clair/auth.js';
 import { ClairV4Client } from '../clair/v4/client.js';
 import type * as V4 from '../clair/v4/wire.js';
 import { ClairAuthError, ClairUnreachableError, DockerClairError, ManagedClairError, ManagedClairNotUpdatedError } from '../runtime/errors.js';
+import { packTar } from '../layers/pack.js';
 import { clairConfig } from './config.js';
-import { daemonMessage, ensureImage, execExitCode, inspectOrUndefined, oneLine, sleep, statusOf, tailLogs } from './daemon-ops.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { daemonMessage } from '../docker/image-source.js';
+import { ensureImage, execExitCode, inspectOrUndefined, statusOf, tailLogs } from './daemon-ops.js';
 import {
   CLAIR_API_PORT,
   CLAIR_CONFIG_PATH,
@@ -235,7 +238,7 @@ export class ManagedServer {
       this.created.push({ kind: 'container', name });
       return container;
     } catch (error) {
-      throw new ManagedClairError(`cannot create container ${name}: ${oneLine(daemonMessage(error))}`,
+      throw new ManagedClairError(`cannot create container ${name}: ${daemonMessage(error)}`,
         statusOf(error) === 409 ? `remove the container named ${name} (docker rm -f ${name})` : undefined, { cause: error });
     }
   }
@@ -245,7 +248,7 @@ export class ManagedServer {
     try {
       await container.start();
     } catch (error) {
-      const message = oneLine(daemonMessage(error));
+      const message = daemonMessage(error);
       if (port !== undefined && /port is already allocated|address already in use|bind/i.test(message)) {
         throw new ManagedClairError(`port ${port} on 127.0.0.1 is already in use, so Clair cannot publish its API there`,
           'pass --port with a free port, or stop what listens on it', { cause: error });
@@ -272,7 +275,7 @@ export class ManagedServer {
         // 409: the container stopped between inspect and exec; the next inspect says how.
         if (statusOf(error) !== 409) throw error;
       }
-      await sleep(poll, signal).catch(async () => {
+      await sleep(poll, undefined, { signal }).catch(async () => {
         if (options.signal.aborted) throw options.signal.reason;
         throw await this.notReady(container, POSTGRES_CONTAINER, 'PostgreSQL did not accept connections', options);
       });
@@ -299,7 +302,7 @@ export class ManagedServer {
         // Starting up: refused connections, resets, 5xx while migrations run. Keep polling until the deadline.
         lastError = (error as Error).message;
       }
-      await sleep(poll, signal).catch(async () => {
+      await sleep(poll, undefined, { signal }).catch(async () => {
         if (options.signal.aborted) throw options.signal.reason;
         throw await this.notReady(container, CLAIR_CONTAINER, `Clair's API did not answer (${lastError})`, options);
       });
@@ -330,7 +333,7 @@ export class ManagedServer {
         options.progress(`still waiting for the first vulnerability update (${Math.round((now - started) / 1000)} s)`);
       }
       try {
-        await sleep(poll, signal);
+        await sleep(poll, undefined, { signal });
       } catch {
         if (options.signal.aborted) throw options.signal.reason;
         const container = this.docker.getContainer(CLAIR_CONTAINER);
@@ -418,8 +421,12 @@ export class ManagedServer {
   }
 
   // ------------------------------------------------------------------------------------------------ logs
-  /** The container's logs as a stream of its raw (multiplexed) frames; demultiplex with modem.demuxStream. */
-  async logs(role: Role, options: { follow: boolean; tail?: number }): Promise<NodeJS.ReadableStream | Buffer> {
+  /**
+   * Copies a container's logs, its stdout and stderr to ours (docker-modem demultiplexes the frames, as
+   * `docker logs` does); with `follow`, until the container stops or the signal aborts.
+   */
+  async logs(role: Role, options: { follow: boolean; tail?: number }, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream,
+    signal: AbortSignal): Promise<void> {
     const name = role === 'clair' ? CLAIR_CONTAINER : POSTGRES_CONTAINER;
     const info = await this.inspectContainer(name, role);
     if (!info) {
@@ -427,8 +434,16 @@ export class ManagedServer {
     }
     const container = this.docker.getContainer(name);
     const base = { stdout: true, stderr: true, ...(options.tail !== undefined ? { tail: options.tail } : {}) };
-    if (options.follow) return container.logs({ ...base, follow: true });
-    return container.logs({ ...base, follow: false });
+    // Without follow the daemon's answer arrives whole, as a Buffer; one path for both.
+    const stream = options.follow
+      ? (await container.logs({ ...base, follow: true })) as unknown as Readable
+      : Readable.from([(await container.logs({ ...base, follow: false })) as unknown as Buffer]);
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    await finished(stream, { signal }).catch((error: unknown) => {
+      stream.destroy();
+      if (signal.aborted) throw signal.reason;
+      throw new ManagedClairError(`the log stream of ${name} failed: ${(error as Error).message}`, undefined, { cause: error });
+    });
   }
 
   // ------------------------------------------------------------------------------------------------ down
@@ -498,14 +513,8 @@ async function clientFor(url: URL, secrets: ManagedSecrets, extra: { retries?: n
 
 /** Writes one file into a (created, not necessarily started) container: works with any daemon, local or not. */
 async function putFile(container: Dockerode.Container, path: string, content: string): Promise<void> {
-  const archive = pack();
   const parts = path.replace(/^\//, '').split('/');
-  for (let i = 1; i < parts.length; i++) {
-    archive.entry({ name: `${parts.slice(0, i).join('/')}/`, type: 'directory', mode: 0o755 });
-  }
-  archive.entry({ name: parts.join('/'), mode: 0o644 }, content);
-  archive.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of archive as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
-  await container.putArchive(Readable.from([Buffer.concat(chunks)]), { path: '/' });
+  const directories = parts.slice(1).map((_, i) => ({ header: { name: `${parts.slice(0, i + 1).join('/')}/`, type: 'directory' as const, mode: 0o755 } }));
+  const archive = await packTar([...directories, { header: { name: parts.join('/'), mode: 0o644 }, content }]);
+  await container.putArchive(Readable.from([archive]), { path: '/' });
 }

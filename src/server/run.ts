@@ -1,16 +1,14 @@
 // `docker clair server up|status|logs|down`: reach the daemon, run the action, print what happened.
 // Progress goes to stderr; stdout gets the one result (the ready line, the status, the logs).
 import { homedir } from 'node:os';
-import type { Readable } from 'node:stream';
 import type { ServerOptions } from '../cli/options/server-options.js';
-import { createDockerClient } from '../docker/client.js';
-import { configDir, resolveEndpoint, type Endpoint } from '../docker/endpoint.js';
-import { DockerImageSource } from '../docker/image-source.js';
+import { configDir } from '../docker/endpoint.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
-import { ExitCode, ManagedClairError, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
+import { ExitCode, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
-import { ManagedServer, type ServerStatus } from './managed-server.js';
-import { CLAIR_CONTAINER, NETWORK, VOLUME } from './names.js';
+import { connectManaged, isLocalDaemon, resolveManagedEndpoint } from './connect.js';
+import type { ServerStatus } from './managed-server.js';
+import { NETWORK, VOLUME } from './names.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from './secrets.js';
 
 export interface ServerDeps {
@@ -22,29 +20,11 @@ export interface ServerDeps {
   home?: string;
 }
 
-/** The daemon of the managed Clair: resolved as every docker command resolves it, and reachable. */
-export async function connectManaged(globals: DockerGlobalFlags, env: Record<string, string | undefined>, home: string | undefined,
-  log: Logger, signal: AbortSignal): Promise<{ server: ManagedServer; endpoint: Endpoint }> {
-  const endpoint = await resolveEndpoint(globals, env, home);
-  for (const warning of endpoint.warnings) log.warn(warning);
-  log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source})`);
-  const docker = await createDockerClient(endpoint);
-  await new DockerImageSource(docker, endpoint).connect({ signal });
-  return { server: new ManagedServer(docker), endpoint };
-}
-
-/** Clair's API is published on the daemon host's loopback: reachable from here only when that host is this one. */
-export function isLocalDaemon(endpoint: Endpoint): boolean {
-  const t = endpoint.transport;
-  if (t.kind === 'unix' || t.kind === 'npipe') return true;
-  if (t.kind === 'tcp') return t.hostname === 'localhost' || t.hostname === '::1' || t.hostname.startsWith('127.');
-  return false;
-}
-
 export async function runServer(options: Readonly<ServerOptions>, globals: DockerGlobalFlags, deps: ServerDeps): Promise<ExitCodeT> {
   const home = deps.home ?? homedir();
   const dockerConfig = configDir(globals, deps.env, home);
-  const { server, endpoint } = await connectManaged(globals, deps.env, deps.home, deps.log, deps.signal);
+  const endpoint = await resolveManagedEndpoint(globals, deps.env, deps.home, deps.log);
+  const server = await connectManaged(endpoint, deps.signal);
   const out = (line: string) => deps.stdout.write(`${line}\n`);
   switch (options.action) {
     case 'up': {
@@ -76,10 +56,9 @@ export async function runServer(options: Readonly<ServerOptions>, globals: Docke
       return code;
     }
     case 'logs': {
-      const logs = await server.logs(options.postgres ? 'postgres' : 'clair', {
+      await server.logs(options.postgres ? 'postgres' : 'clair', {
         follow: options.follow, ...(options.tail !== undefined ? { tail: options.tail } : {}),
-      });
-      await copyLogs(logs, deps);
+      }, deps.stdout, deps.stderr, deps.signal);
       return ExitCode.Pass;
     }
     case 'down': {
@@ -114,39 +93,4 @@ export function statusLines(status: ServerStatus): string[] {
   }
   if (status.api !== 'ready') lines.push(`the managed Clair is not ready: ${status.containers.some((c) => c.state) ? `see "docker clair server logs"` : 'start it with "docker clair server up"'}`);
   return lines;
-}
-
-async function copyLogs(logs: NodeJS.ReadableStream | Buffer, deps: ServerDeps): Promise<void> {
-  const { demuxLogBuffer } = await import('./daemon-ops.js');
-  if (Buffer.isBuffer(logs)) {
-    deps.stdout.write(demuxLogBuffer(logs));
-    return;
-  }
-  const stream = logs as Readable;
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      stream.destroy();
-      reject(deps.signal.reason);
-    };
-    deps.signal.addEventListener('abort', onAbort, { once: true });
-    // Frames as in demuxLogBuffer, but arriving in pieces.
-    let pending = Buffer.alloc(0);
-    stream.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 8) {
-        const length = pending.readUInt32BE(4);
-        if (pending.length < 8 + length) break;
-        (pending[0] === 2 ? deps.stderr : deps.stdout).write(pending.subarray(8, 8 + length));
-        pending = pending.subarray(8 + length);
-      }
-    });
-    stream.on('error', (error) => {
-      deps.signal.removeEventListener('abort', onAbort);
-      reject(new ManagedClairError(`the log stream of ${CLAIR_CONTAINER} failed: ${error.message}`));
-    });
-    stream.on('end', () => {
-      deps.signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
 }

@@ -13,7 +13,8 @@ import { UsageError } from '../../src/runtime/errors.js';
 import { clairConfig, connString } from '../../src/server/config.js';
 import { demuxLogBuffer } from '../../src/server/daemon-ops.js';
 import type { ServerStatus } from '../../src/server/managed-server.js';
-import { isLocalDaemon, statusExitCode, statusLines } from '../../src/server/run.js';
+import { isLocalDaemon } from '../../src/server/connect.js';
+import { statusExitCode, statusLines } from '../../src/server/run.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from '../../src/server/secrets.js';
 import type { Endpoint } from '../../src/docker/endpoint.js';
 
