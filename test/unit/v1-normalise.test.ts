@@ -8,8 +8,8 @@ import type * as V1 from '../../src/clair/v1/wire.js';
 import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
 import { ClairProtocolError } from '../../src/runtime/errors.js';
 
-// The shared, recorded Clair responses (shared/fixtures/clair/README.md), beside this checkout.
-const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/clair/', import.meta.url));
+// Recorded Clair responses from public repositories; provenance in test/fixtures/clair/README.md.
+const FIXTURES = fileURLToPath(new URL('../fixtures/clair/', import.meta.url));
 const ENDPOINT = 'GET /v1/layers/x';
 const raw = (file: string): unknown => JSON.parse(readFileSync(FIXTURES + file, 'utf8'));
 const image = { ref: 'app:1', id: 'sha256:abc' };

@@ -10,8 +10,8 @@ import type * as V4 from '../../src/clair/v4/wire.js';
 import type { ImageScan } from '../../src/findings/model.js';
 import { ClairProtocolError } from '../../src/runtime/errors.js';
 
-// The shared, recorded Clair responses (shared/fixtures/clair/README.md), beside this checkout.
-const FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/clair/', import.meta.url));
+// Recorded Clair responses from public repositories; provenance in test/fixtures/clair/README.md.
+const FIXTURES = fileURLToPath(new URL('../fixtures/clair/', import.meta.url));
 const ENDPOINT = 'GET /matcher/api/v1/vulnerability_report/sha256:x';
 
 interface RawPackage {
@@ -73,7 +73,7 @@ const REPORTS = [
   ['v4-vulnerability-report-quay-clair-image-ubi8-rhel8.json', 188, 89, 177, { id: 'rhel', version: '8', prettyName: 'Red Hat Enterprise Linux Server 8' }],
 ] as const;
 
-describe('Clair v4 vulnerability reports → ImageScan (every shared fixture)', () => {
+describe('Clair v4 vulnerability reports → ImageScan (every recorded fixture)', () => {
   for (const [file, packages, findings, pairs, distribution] of REPORTS) {
     it(`${file}: counts, distribution, trust, order`, () => {
       const { json, scan } = scanOf(file);
