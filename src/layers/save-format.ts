@@ -1,7 +1,8 @@
-// Wire types of `docker save` / `GET /images/{name}/get` archives (shared/docs/docker.md §7), spelled as the
-// producers write them: moby's legacy exporter (Engine < 25), its OCI layout + manifest.json (Engine >= 25,
-// graphdriver store), and containerd's exporter (containerd image store). Interfaces only; import as a
-// namespace: `import type * as Save from './save-format.js'`.
+// Wire types of `docker save` / `GET /images/{name}/get` archives, spelled as the producers write them: moby's
+// legacy exporter (Engine < 25, moby/moby image/tarexport/save.go at v24), its OCI layout + manifest.json
+// (Engine >= 25, graphdriver store, moby/moby daemon/internal/image/tarexport/save.go), and containerd's exporter
+// (containerd image store: moby/moby daemon/containerd/image_exporter.go, containerd core/images/archive/exporter.go).
+// Interfaces only; import as a namespace: `import type * as Save from './save-format.js'`.
 
 /** `manifest.json`: one item per saved image. */
 export type Manifest = ManifestItem[];

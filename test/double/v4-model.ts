@@ -2,7 +2,7 @@
  * The v4 indexer's stored data and its wire encoding. Ids are stable decimal strings, allocated like database
  * sequence values: one sequence per table, the same row always gets the same id.
  *
- * Encoding follows a Clair server (ugorji codec, see shared/fixtures/clair/README.md): a package omits empty
+ * Encoding follows a Clair server (ugorji codec, see test/fixtures/clair/README.md): a package omits empty
  * `kind`, `normalized_version`, `module`, `arch` and `cpe`, and always carries `source` (an empty shared row
  * when it has none); distributions always carry every field; `repository_ids` is `null` when empty.
  */

@@ -1,6 +1,6 @@
 /**
  * Clair v4's HTTP API (combo mode: indexer + matcher on one listener), as httptransport/indexer_v1.go and
- * matcher_v1.go behave at v4.9 — including where the OpenAPI spec disagrees (see shared/docs/clair-protocol.md).
+ * matcher_v1.go behave at v4.9 — including where the OpenAPI spec (httptransport/api/v1/openapi.yaml) disagrees.
  */
 import { createHash, randomInt, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';

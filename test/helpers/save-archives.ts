@@ -1,7 +1,7 @@
 // `docker save` archives for tests.
 //
 // The test daemon (Engine 20.10) only writes the legacy format. These builders turn a REAL legacy save stream
-// into the two other formats, shaped as their producers write them (shared/docs/docker.md §7):
+// into the two other formats, shaped as their producers write them:
 //   - buildOciLayoutSave: Engine >= 25 with the graphdriver store (moby daemon/internal/image/tarexport/save.go):
 //     blobs/sha256/<hex> for the config, the per-layer v1 json, the uncompressed layers (named by diffID) and
 //     the OCI manifest; index.json, manifest.json, oci-layout, repositories; a lexical walk of the export dir.

@@ -1,5 +1,6 @@
 // HTTP calls of the legacy Clair v1 API (Clair 1.x/2.x), with Clair's statuses mapped to what they mean
-// (shared/docs/clair-protocol.md §11). Knows nothing of Docker or tar: layer URLs arrive as plain data.
+// (quay/clair v2.0.x api/v1/routes.go, Documentation/api_v1.md). Knows nothing of Docker or tar: layer URLs
+// arrive as plain data.
 import type { Got, RequestError } from 'got';
 import { ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';

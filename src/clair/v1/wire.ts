@@ -1,5 +1,5 @@
 // Clair v1 (Clair 1.x/2.x, `/v1/...`) wire shapes, spelled as Clair spells them: PascalCase keys, every one
-// `omitempty` (shared/docs/clair-protocol.md §11). Interfaces only; parse guards live in parse.ts.
+// `omitempty` (quay/clair v2.0.x api/v1/models.go). Interfaces only; parse guards live in parse.ts.
 
 /** POST /v1/layers body: `{"Layer": LayerRequest}`. */
 export interface LayerRequest {

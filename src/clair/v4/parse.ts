@@ -2,7 +2,8 @@
 // fields docker-clair actually uses and throws ClairProtocolError naming the endpoint and the field path
 // (e.g. `packages["42"].name`) when one is missing or mistyped.
 //
-// Tolerance rules (shared/docs/clair-protocol.md §4.3, §6.2; shared/fixtures/clair/README.md):
+// Tolerance rules (quay/claircore indexreport.go, package.go, repository.go, vulnerabilityreport.go,
+// vulnerability.go; the recorded responses in test/fixtures/clair/README.md):
 // - Fields Clair marks omitempty, or that the server codec drops when empty (`kind`, `source`,
 //   `normalized_version`, `arch`, `cpe`, `module`, repository `id`/`name`/`key`/`uri`, vulnerability
 //   `package`/`distribution`/`repository`/`range`/`arch_op`), may be absent.

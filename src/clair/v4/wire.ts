@@ -1,7 +1,8 @@
 // Clair v4 indexer/matcher wire shapes, spelled as Clair spells them (claircore's JSON encoding),
-// including where the OpenAPI spec is wrong (shared/docs/clair-protocol.md §3): package `kind` is
-// lowercase and omitempty, the repository map key is singular `repository`, vulnerability_report answers
-// 200. Interfaces only; parse guards live in parse.ts.
+// including where the OpenAPI spec (quay/clair httptransport/api/v1/openapi.yaml) is wrong: package `kind` is
+// lowercase and omitempty (quay/claircore package.go), the repository map key is singular `repository`,
+// vulnerability_report answers 200 (quay/clair httptransport/matcher_v1.go). Interfaces only; parse guards
+// live in parse.ts.
 
 /** POST /indexer/api/v1/index_report body. */
 export interface Manifest {
