@@ -1,7 +1,7 @@
 // All four report formats from ONE in-process scan of the real multilayer test image through the Clair double:
 // table on stdout, JSON, JUnit and SARIF to files. The JUnit files (vulnerable image, and a clean one from a
 // double with an empty vulnerability list) are validated against both XSDs and parsed by a real JUnit consumer
-// (junit2json) with the expected counts; the SARIF file gets the structure checks of the unit tests.
+// (junit2json) with the expected counts; the SARIF file is validated against the SARIF 2.1.0 schema, as in the unit tests.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { artifactUri, renderSarif, SECURITY_SEVERITY } from '../../src/report/sarif.js';
 import { CASES, CLEAN, MIXED, VULNERABLE } from '../fixtures/report-fixtures.js';
-import { assertGolden, assertValidSarif } from '../helpers/report-formats.js';
+import { assertGolden, assertValidSarif, sarifSchemaErrors } from '../helpers/report-formats.js';
 
 describe('renderSarif', () => {
   for (const [name, report] of Object.entries(CASES)) {
-    it(`${name}: matches its golden file and has every required SARIF 2.1.0 field`, () => {
+    it(`${name}: matches its golden file and is valid under the SARIF 2.1.0 schema`, () => {
       const text = renderSarif(report);
       assertGolden(`${name}.sarif.json`, text);
       assertValidSarif(text);
@@ -50,6 +50,20 @@ describe('renderSarif', () => {
     assert.deepEqual(run.results.map((r: { ruleId: string; level: string }) => `${r.ruleId} ${r.level}`),
       ['CVE-2099-0005 error', 'CVE-2099-0003 note', 'CVE-2099-0001 error']);
     assert.equal(run.results[0].locations[0].physicalLocation.artifactLocation.uri, 'registry.example.com/5000/team/app.web');
+  });
+
+  it('the schema check fails on an invalid log: a result without message, an unknown property, a bad level', () => {
+    const broken = JSON.parse(renderSarif(VULNERABLE));
+    delete broken.runs[0].results[0].message;
+    broken.runs[0].results[1].severity = 'high';
+    broken.runs[0].results[2].level = 'fatal';
+    const errors = sarifSchemaErrors(broken);
+    assert.ok(errors.some((e) => e.startsWith("/runs/0/results/0 must have required property 'message'")), errors.join('\n'));
+    assert.ok(errors.some((e) => e.startsWith('/runs/0/results/1 must NOT have additional properties') && e.includes('"severity"')), errors.join('\n'));
+    assert.ok(errors.some((e) => e.startsWith('/runs/0/results/2/level must be equal to one of the allowed values')), errors.join('\n'));
+    const withoutMessage = JSON.parse(renderSarif(VULNERABLE));
+    delete withoutMessage.runs[0].results[0].message;
+    assert.throws(() => assertValidSarif(JSON.stringify(withoutMessage)), /does not match the SARIF 2\.1\.0 schema/);
   });
 
   it('hostile text: no escape sequences or control characters; markup kept as data', () => {
