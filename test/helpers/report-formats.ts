@@ -140,7 +140,10 @@ export function assertValidSarif(text: string): any {
   return log;
 }
 
-/** Compares with test/golden/<name>, or rewrites it when UPDATE_GOLDEN=1. */
+/**
+ * Compares with test/golden/<name>, or rewrites it when UPDATE_GOLDEN=1. A missing golden is written on a
+ * developer's machine but fails under CI, where writing it would make the test pass without comparing anything.
+ */
 export function assertGolden(name: string, actual: string): void {
   const path = fileURLToPath(new URL(`../golden/${name}`, import.meta.url));
   if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {

@@ -1,7 +1,6 @@
 // The JSON format against its committed schema: golden documents from fixed findings models (UPDATE_GOLDEN=1
 // rewrites test/golden/*.json), each validated with ajv, plus negative checks that the schema has teeth.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Finding, ImageScan, TrustSignal } from '../../src/findings/model.js';
 import { evaluateScan } from '../../src/policy/verdict.js';
@@ -10,9 +9,9 @@ import { parseIgnoreFile, partitionRules } from '../../src/policy/ignore-file.js
 import { JSON_SCHEMA_VERSION, renderJson } from '../../src/report/json.js';
 import type { Report, ScannedImage } from '../../src/report/model.js';
 import { finding, scanOf } from '../fixtures/report-fixtures.js';
+import { assertGolden } from '../helpers/report-formats.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 
-const GOLDEN = new URL('../golden/', import.meta.url);
 const LAYER = 'sha256:aaaaaaaaaaaa1111111111111111111111111111111111111111111111111111';
 const HOSTILE = 'crafted <script>alert(1)</script> & "quotes" ]]> end; \u001b[31mred ANSI\u001b[0m; naïve café 日本 🐳\u0007\u0000';
 
@@ -72,9 +71,7 @@ describe('JSON report: schema and golden files', () => {
     it(`${name}: matches test/golden/${name}.json and the schema`, () => {
       const text = renderJson(make());
       assertValidReport(text);
-      const golden = new URL(`${name}.json`, GOLDEN);
-      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(golden)) writeFileSync(golden, text);
-      assert.equal(text, readFileSync(golden, 'utf8'), `golden ${name}.json differs (UPDATE_GOLDEN=1 rewrites it)`);
+      assertGolden(`${name}.json`, text);
     });
   }
 
