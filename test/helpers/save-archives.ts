@@ -11,8 +11,9 @@
 // The layers are spilled to a temp dir (tests only: the product never touches disk) and the tarball is written
 // to a file, which can be opened as many times as needed.
 //
-// Also: packTar() for small synthetic archives, chunked() to feed a buffer in N-byte chunks, and zstdFrame(), a
-// zstd encoder that emits raw (stored) blocks: valid zstd, which Node 20's zlib cannot write.
+// Also: packTar() for small synthetic archives, tarFileWriter() for large ones (bodies from files), chunked() to
+// feed a buffer in N-byte chunks, and zstdFrame(), a zstd encoder that emits raw (stored) blocks: valid zstd,
+// which Node 20's zlib cannot write. legacy-order.ts writes legacy saves with their layers in a chosen order.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
@@ -237,36 +238,47 @@ function blobOf(data: Buffer): Blob {
   return { digest: sha256(data), size: data.length, data };
 }
 
-async function writeArchive(out: string, blobs: Blob[], topLevel: [string, Buffer][], mtime: Date): Promise<void> {
+export type TarEntryHeader = Parameters<tar.Pack['entry']>[0];
+
+/** A tar written to the file `out` entry by entry, each body from a buffer, a file (a spilled layer) or none. */
+export function tarFileWriter(out: string): {
+  add(header: TarEntryHeader, body?: Buffer | { path: string }): Promise<void>;
+  finish(): Promise<void>;
+} {
   const pack = tar.pack();
   const written = pipeline(Readable.from(pack as AsyncIterable<Buffer>), createWriteStream(out));
-  const add = (header: Parameters<tar.Pack['entry']>[0], data?: Buffer, path?: string) =>
+  const add = (header: TarEntryHeader, body?: Buffer | { path: string }) =>
     new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (data !== undefined) {
-        pack.entry(header, data, done);
-        return;
-      }
-      if (path === undefined) {
-        pack.entry(header, Buffer.alloc(0), done);
+      if (body === undefined || Buffer.isBuffer(body)) {
+        pack.entry(header, body ?? Buffer.alloc(0), done);
         return;
       }
       const sink = pack.entry(header, done);
-      const file = createReadStream(path);
+      const file = createReadStream(body.path);
       file.on('error', reject);
       file.pipe(sink as unknown as NodeJS.WritableStream);
     });
+  const finish = async () => {
+    pack.finalize();
+    await written;
+  };
+  return { add, finish };
+}
+
+async function writeArchive(out: string, blobs: Blob[], topLevel: [string, Buffer][], mtime: Date): Promise<void> {
+  const { add, finish } = tarFileWriter(out);
   await add({ name: 'blobs/', type: 'directory', mode: 0o755, mtime });
   await add({ name: 'blobs/sha256/', type: 'directory', mode: 0o755, mtime });
   const unique = new Map(blobs.map((b) => [b.digest, b]));
   for (const blob of [...unique.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) {
-    await add({ name: `blobs/sha256/${hex(blob.digest)}`, size: blob.size, mode: 0o644, mtime }, blob.data, blob.path);
+    const body = blob.data ?? (blob.path === undefined ? undefined : { path: blob.path });
+    await add({ name: `blobs/sha256/${hex(blob.digest)}`, size: blob.size, mode: 0o644, mtime }, body);
   }
   for (const [name, data] of topLevel.sort(([a], [b]) => (a < b ? -1 : 1))) {
     await add({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data);
   }
-  pack.finalize();
-  await written;
+  await finish();
 }
 
 function familiarToFull(tag: string): { name: string; tag: string; repo: string } {
