@@ -9,11 +9,27 @@ import { IMPLEMENTED_FORMATS } from '../../src/report/outputs.js';
 import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
+import {
+  daemonLayerOrder,
+  describeOrder,
+  splitLegacySave,
+  unbufferedV1Passes,
+  type LegacySaveParts,
+} from '../helpers/legacy-order.js';
 import { buildContainerdSave, buildOciLayoutSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess } from '../helpers/scan.js';
 
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
 const v1 = (clair: ClairDouble, ...args: string[]) => ['--clair', clair.url, '--clair-api', 'v1', ...args];
+
+async function withV1Double<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
+  const clair = await startClairDouble({ api: 'v1' });
+  try {
+    return await fn(clair);
+  } finally {
+    await clair.close();
+  }
+}
 
 describe('scan on Clair v1 (cold, warm, shared base)', () => {
   let clair: ClairDouble;
@@ -134,10 +150,16 @@ describe('scan on Clair v1: memory cap and docker save passes', () => {
         const layers = diffIds(image);
         assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(layers), 'each layer fetched once, in image order');
         const memory = /at most (\d+) bytes held in memory/.exec(run.stderr);
-        t.diagnostic(`${image}: ${layers.length} layer(s), --v1-buffer ${cap ?? 'default'}: ${run.stats.saves} docker save pass(es), ${memory?.[1]} bytes buffered at most`);
+        // The daemon's save streams the layers in the order of their v1 IDs, which every build changes.
+        const order = await daemonLayerOrder(image);
+        t.diagnostic(`${image}: ${layers.length} layer(s), the save streams ${describeOrder(order)}, --v1-buffer ${cap ?? 'default'}: ` +
+          `${run.stats.saves} docker save pass(es), ${memory?.[1]} bytes buffered at most`);
         if (cap === '1') assert.equal(memory?.[1], '0', 'nothing may be buffered under a 1-byte cap');
-        if (cap === undefined || layers.length === 1) assert.equal(run.stats.saves, 1);
-        else assert.ok(run.stats.saves >= 1 && run.stats.saves <= layers.length);
+        // A cap above the image size holds every early layer; a 1-byte cap holds none: a pass per run of layers
+        // that the save delivers parent first.
+        const passes = cap === undefined ? 1 : unbufferedV1Passes(order);
+        assert.equal(run.stats.saves, passes, `the save streams ${describeOrder(order)}`);
+        assert.ok(passes >= 1 && passes <= layers.length);
         assert.match(run.stderr, new RegExp(`Clair v1: ${run.stats.saves} pass\\(es\\)`));
       } finally {
         await clair.close();
@@ -155,28 +177,45 @@ describe('scan on Clair v1: memory cap and docker save passes', () => {
 describe('scan on Clair v1: --input archives', () => {
   let work: string;
   let legacy: string;
-  before(() => {
+  /** The daemon's save of multilayer, to write again with its layers in chosen orders. */
+  let parts: LegacySaveParts;
+  before(async () => {
     work = mkdtempSync(join(tmpdir(), 'docker-clair-v1-input-'));
     legacy = join(work, 'multilayer.tar');
     dockerCli(['save', '-o', legacy, TEST_IMAGES.multilayer]);
+    parts = await splitLegacySave(legacy, join(work, 'parts'));
   });
   after(() => rmSync(work, { recursive: true, force: true }));
   const env = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+  const inOrder = (order: readonly number[]) => parts.write(order, join(work, `order-${order.join('')}.tar`));
 
-  it('a file is read again when the cap forces it (header walk + 2 reads under a 1-byte cap)', async (t) => {
-    for (const [cap, reads] of [[undefined, 2], ['1', 3]] as const) {
-      const clair = await startClairDouble({ api: 'v1' });
-      try {
-        const run = await scanInProcess(v1(clair, '--input', legacy, '--format', 'json', ...(cap ? ['--v1-buffer', cap] : [])), { daemon: false, env });
-        assert.equal(run.code, 1, run.stderr);
-        assert.equal(run.stats.saves, reads);
-        t.diagnostic(`--input file, --v1-buffer ${cap ?? 'default'}: ${run.stats.saves} reads (header walk included)`);
-        assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(diffIds(TEST_IMAGES.multilayer)));
-        assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0013'));
-      } finally {
-        await clair.close();
+  // Reads under a 1-byte cap: the header walk, then one per run of layers the archive delivers parent first.
+  for (const [order, reads] of [[[0, 1, 2, 3], 2], [[0, 2, 3, 1], 3], [[3, 2, 1, 0], 5]] as const) {
+    it(`a file is read again when the cap forces it: ${describeOrder(order)} take ${reads} reads under a 1-byte cap, 2 by default`, async (t) => {
+      assert.equal(1 + unbufferedV1Passes(order), reads, 'unbufferedV1Passes, used on the daemon\'s own save, counts as the scan does');
+      const path = await inOrder(order);
+      for (const [cap, expected] of [[undefined, 2], ['1', reads]] as const) {
+        await withV1Double(async (clair) => {
+          const run = await scanInProcess(v1(clair, '--input', path, '--format', 'json', ...(cap ? ['--v1-buffer', cap] : [])), { daemon: false, env });
+          assert.equal(run.code, 1, run.stderr);
+          assert.equal(run.stats.saves, expected, `--v1-buffer ${cap ?? 'default'}`);
+          t.diagnostic(`--input file streaming ${describeOrder(order)}, --v1-buffer ${cap ?? 'default'}: ${run.stats.saves} reads (header walk included)`);
+          assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(diffIds(TEST_IMAGES.multilayer)));
+          assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0013'));
+        });
       }
-    }
+    });
+  }
+
+  it('the daemon\'s own save as a file: as many reads as its order implies', async (t) => {
+    const reads = 1 + unbufferedV1Passes(parts.order);
+    t.diagnostic(`the daemon's save streams ${describeOrder(parts.order)}: ${reads} reads under a 1-byte cap`);
+    await withV1Double(async (clair) => {
+      const run = await scanInProcess(v1(clair, '--input', legacy, '--format', 'json', '--v1-buffer', '1'), { daemon: false, env });
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stats.saves, reads, `the save streams ${describeOrder(parts.order)}`);
+      assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(diffIds(TEST_IMAGES.multilayer)));
+    });
   });
 
   it('OCI-layout and containerd-store saves (blobs in digest order) are posted parent first too', async (t) => {
@@ -187,38 +226,35 @@ describe('scan on Clair v1: --input archives', () => {
     ];
     for (const build of builds) {
       for (const cap of [undefined, '1']) {
-        const clair = await startClairDouble({ api: 'v1' });
-        try {
+        await withV1Double(async (clair) => {
           const run = await scanInProcess(v1(clair, '--input', build.path, '--format', 'json', ...(cap ? ['--v1-buffer', cap] : [])), { daemon: false, env });
           assert.equal(run.code, 1, `${build.format}: ${run.stderr}`);
           assert.deepEqual(clair.layerFetches.map((f) => f.digest), v1LayerNames(build.layers), build.format);
           t.diagnostic(`--input ${build.format} file, --v1-buffer ${cap ?? 'default'}: ${run.stats.saves} reads (header walk included)`);
           const fixture = firstImage(run).vulnerabilities.find((v) => v.id === 'CVE-2099-0013');
           assert.equal(fixture?.layer, build.layers[2], build.format);
-        } finally {
-          await clair.close();
-        }
+        });
       }
     }
   });
 
-  it('stdin is read once: a cap too small to reorder is exit 2 with the fix', async () => {
-    const clair = await startClairDouble({ api: 'v1' });
-    try {
-      const ok = await scanInProcess(v1(clair, '--input', '-', '-q', '--fail-on', 'none'), { daemon: false, env, stdin: createReadStream(legacy) });
-      assert.equal(ok.code, 0, ok.stderr);
-      await clair.close();
-      const fresh = await startClairDouble({ api: 'v1' });
-      try {
-        const run = await scanInProcess(v1(fresh, '--input', '-', '-q', '--v1-buffer', '1'), { daemon: false, env, stdin: createReadStream(legacy) });
-        assert.equal(run.code, 2);
-        assert.match(run.error?.message ?? '', /can be read only once/);
-      } finally {
-        await fresh.close();
-      }
-    } finally {
-      await clair.close();
-    }
+  it('stdin is read once: layers arriving parent first need no buffer; a cap too small to reorder is exit 2 with the fix', async () => {
+    const parentFirst = await inOrder([0, 1, 2, 3]);
+    const outOfOrder = await inOrder([0, 2, 3, 1]);
+    const scanStdin = (path: string, ...args: string[]) => withV1Double((clair) =>
+      scanInProcess(v1(clair, '--input', '-', '-q', '--fail-on', 'none', ...args), { daemon: false, env, stdin: createReadStream(path) }));
+
+    const parentFirstTiny = await scanStdin(parentFirst, '--v1-buffer', '1');
+    assert.equal(parentFirstTiny.code, 0, parentFirstTiny.stderr);
+    assert.equal(parentFirstTiny.stats.saves, 1);
+    const outOfOrderDefault = await scanStdin(outOfOrder);
+    assert.equal(outOfOrderDefault.code, 0, outOfOrderDefault.stderr);
+    assert.equal(outOfOrderDefault.stats.saves, 1);
+
+    const run = await scanStdin(outOfOrder, '--v1-buffer', '1');
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.error?.message ?? '', /can be read only once/);
+    assert.match(run.error?.hint ?? '', /--input FILE/);
   });
 });
 
