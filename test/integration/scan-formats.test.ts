@@ -24,6 +24,7 @@ import {
   writeLegacySaveWithV1Ids,
   type EngineStandin,
 } from '../helpers/engine-standin.js';
+import { describeOrder, legacyLayerOrder, splitLegacySave } from '../helpers/legacy-order.js';
 import { buildContainerdSave, buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess, type ScanRun } from '../helpers/scan.js';
 import { Capture } from '../helpers/streams.js';
@@ -83,7 +84,10 @@ after(async () => {
 });
 
 describe('legacy save from the real daemon (the baseline)', { timeout: 300_000 }, () => {
-  it('finds the fixture; progress numbers layers K/N in image order, not in the order the save streams them', async () => {
+  it('finds the fixture; progress numbers each layer K/N by its place in the image, in the order the save streams them', async (t) => {
+    // The order of the v1 directories, which every build of the image changes.
+    const streamed = await legacyLayerOrder(legacyPath);
+    t.diagnostic(`the daemon's save streams ${describeOrder(streamed)}`);
     await withDouble(async (clair) => {
       const run = await scanInProcess(['--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
       assert.equal(run.code, 1, run.stderr);
@@ -96,9 +100,24 @@ describe('legacy save from the real daemon (the baseline)', { timeout: 300_000 }
         assert.equal(line.n, 4, line.line);
         assert.equal(line.short, short(diffIds[line.k - 1] as string), `${line.line}: K is the digest's position in RootFS.Layers`);
       }
-      // The premise: the save streams the layers in another order than the image's (v1 directory names).
-      assert.notDeepEqual(lines.map((l) => l.k), [1, 2, 3, 4], 'the legacy save happens to stream in image order');
+      assert.deepEqual(lines.map((l) => l.k), streamed.map((i) => i + 1), `the save streams ${describeOrder(streamed)}`);
     });
+  });
+
+  it('a legacy save streaming its layers out of image order: K/N still counts in image order', async () => {
+    // Served by the Engine stand-in as Engine 20.10 would, with the layer directories in an order chosen here.
+    const order = [2, 0, 3, 1];
+    const parts = await splitLegacySave(legacyPath, join(work, 'reordered'));
+    const path = await parts.write(order, join(work, 'reordered.tar'));
+    await withDouble(async (clair) => withStandin({ saves: [{ path }], engineVersion: '20.10.24', apiVersion: '1.41' }, async (engine) => {
+      const run = await scanInProcess(['-H', engine.host, '--clair', clair.url, '--format', 'json', REF], { stderrIsTTY: true });
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(engine.exports(), 1);
+      assert.deepEqual(findings(run), baseline);
+      const lines = layerLines(run.stderr);
+      assert.deepEqual(lines.map((l) => `${l.k}/${l.n}`), ['3/4', '1/4', '4/4', '2/4'], `${describeOrder(order)}:\n${run.stderr}`);
+      for (const line of lines) assert.equal(line.short, short(diffIds[line.k - 1] as string), line.line);
+    }));
   });
 });
 
