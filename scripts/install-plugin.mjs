@@ -76,7 +76,10 @@ async function main() {
   console.log(`try:     ${cmd} clair --help`);
 }
 
-/** The CLI searches config.json's cliPluginsExtraDirs before <config>/cli-plugins (docker.md §1). */
+/**
+ * The CLI searches config.json's cliPluginsExtraDirs before <config>/cli-plugins
+ * (docker/cli cli-plugins/manager/manager.go getPluginDirs).
+ */
 async function warnIfShadowed(installed) {
   let extraDirs = [];
   try {

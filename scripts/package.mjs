@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the self-contained plugin executable(s): esbuild bundle -> Node SEA blob -> postject into
-// the Node runtime from the npm package node-<os>-<arch> (see docs/packaging.md).
+// the Node runtime from the npm package node-<os>-<arch>, so only the npm registry is needed (Node's SEA steps:
+// nodejs doc/api/single-executable-applications.md).
 //
 //   npm run package                 host target only  -> dist/docker-clair
 //   npm run package -- --all        every target in pkg.config.json (dist/docker-clair-linux-arm64, ...)

@@ -1,5 +1,5 @@
 // Clair's pre-shared-key auth: a JWT signed HS256 with the base64-decoded key, whose `iss` must be on
-// Clair's allow-list (clair-protocol.md key fact 9). A fresh short-lived token is made per request.
+// Clair's allow-list (quay/clair middleware/auth/httpauth_psk.go). A fresh short-lived token is made per request.
 import { createHmac } from 'node:crypto';
 
 export interface PskAuth {

@@ -1,6 +1,6 @@
 // Turns a resolved Endpoint into a dockerode client. docker-modem reads DOCKER_HOST, DOCKER_TLS_VERIFY and
 // DOCKER_CERT_PATH itself on every construction, lets them override explicit options, and throws when a
-// DOCKER_CERT_PATH file is missing even for a unix socket (docker.md §11.3). The endpoint was already
+// DOCKER_CERT_PATH file is missing even for a unix socket (docker-modem lib/modem.js). The endpoint was already
 // resolved with the docker CLI's rules, so the modem is built with those variables hidden from it.
 import type { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -30,7 +30,8 @@ export function dockerodeOptions(endpoint: Endpoint): ModemOptions {
     ca: undefined,
     cert: undefined,
     key: undefined,
-    // No idle timeout: the daemon stages a whole export before sending its first byte (docker.md §9).
+    // No idle timeout: the daemon stages a whole export before sending its first byte
+    // (moby/moby daemon/internal/image/tarexport/save.go writes it to a docker-export-* temp dir first).
     timeout: undefined,
   };
   switch (t.kind) {

@@ -1,5 +1,5 @@
-// Resolves which Docker daemon to talk to, exactly as the docker CLI does (docker.md §6): the CLI passes
-// no resolved endpoint to a plugin, so the plugin has to repeat the CLI's precedence itself:
+// Resolves which Docker daemon to talk to, exactly as the docker CLI does (docker/cli cli/command/cli.go
+// resolveContextName): the CLI passes no resolved endpoint to a plugin, so the plugin repeats that precedence:
 //   --context > -H > DOCKER_HOST > DOCKER_CONTEXT > config.json currentContext > default socket.
 // The result is plain data; docker/client.ts turns it into dockerode options.
 import { createHash } from 'node:crypto';

@@ -1,6 +1,6 @@
 // ssh:// endpoints go through the system ssh client running `docker system dial-stdio` on the remote
-// host, exactly as the docker CLI does (cli/connhelper): ~/.ssh/config, keys, the agent and known_hosts
-// all apply, which docker-modem's built-in ssh2 path ignores (docker.md §6).
+// host, exactly as the docker CLI does (docker/cli cli/connhelper/ssh/ssh.go): ~/.ssh/config, keys, the agent
+// and known_hosts all apply, which docker-modem's built-in ssh2 path (lib/ssh.js) ignores.
 import { spawn } from 'node:child_process';
 import { Agent } from 'node:http';
 import type { Socket } from 'node:net';

@@ -1,7 +1,7 @@
 // The in-process HTTP server Clair fetches layers from. It serves exactly the layer currently offered
 // by the scan, piped straight from the `docker save` stream into the response: nothing is buffered or
 // written to disk, so a layer can be served once. Clair's fetcher wants status 200, no Content-Encoding
-// and the bytes exactly as hashed (clair-protocol.md §7); requests must carry the per-scan secret.
+// and the bytes exactly as hashed (quay/claircore libindex/fetcher.go); requests must carry the per-scan secret.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

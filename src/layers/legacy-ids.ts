@@ -1,4 +1,4 @@
-// Layer identities of a legacy `docker save` (Engine < 25), computed from RootFS.Layers alone (docker.md §8).
+// Layer identities of a legacy `docker save` (Engine < 25), computed from RootFS.Layers alone.
 //
 // The legacy exporter names each layer directory by a v1 ID (moby `image/v1/imagev1.go CreateID`, called from
 // `image/tarexport/save.go saveImage`): for every layer but the top one it hashes a zero V1Image whose only

@@ -1,6 +1,6 @@
 // The docker CLI execs a plugin with its own argv unchanged: docker's global flags come first, then the
-// `clair` token, then the plugin's command (docker.md §3). This module separates the three, so the
-// command parser only ever sees the plugin's own arguments.
+// `clair` token, then the plugin's command (docker/cli cli-plugins/manager/manager.go PluginRunCommand). This
+// module separates the three, so the command parser only ever sees the plugin's own arguments.
 
 /** docker's global flags, as given before the command (`docker [GLOBAL] clair …`). */
 export interface DockerGlobalFlags {

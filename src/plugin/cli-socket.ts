@@ -1,5 +1,6 @@
 // The docker CLI (≥ 25) gives a plugin a socket to connect to and closes it to ask the plugin to stop:
-// with stdout not a TTY (CI), EOF on it is the only cancel notice before SIGKILL (docker.md §4).
+// with stdout not a TTY (CI), EOF on it is the only cancel notice before SIGKILL (docker/cli
+// cli-plugins/socket/socket.go, cmd/docker/docker.go tryPluginRun).
 // Best effort: an older CLI sets no socket, and Node < 22 cannot reach Linux abstract sockets.
 import { connect, type Socket } from 'node:net';
 

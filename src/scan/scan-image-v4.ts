@@ -150,8 +150,8 @@ async function indexLayers(ctx: ScanImageV4Context, server: LayerServer, helpers
   let end: ArchiveEnd | undefined;
   let streamed = 0;
   const total = archive.order.length > 0 ? archive.order.length : undefined;
-  // Clair hashes every layer it fetches and fails the index on a mismatch (clair-protocol.md §7), so the archive
-  // hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
+  // Clair hashes every layer it fetches and fails the index on a mismatch (quay/claircore libindex/fetcher.go), so
+  // the archive hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
   for await (const event of await archive.read(signal, { verify: 'guesses' })) {
     if (event.kind === 'end') {
       end = event;

@@ -397,7 +397,7 @@ export class ClairV4 {
     }
     const body = goJson(this.matcher.report(index, this.opts.enrichments === undefined ? {} : this.opts.enrichments));
     const headers = {
-      // Clair v4.9 labels the vulnerability report as an index report (see clair-protocol.md §3).
+      // Clair v4.9 labels the vulnerability report as an index report (quay/clair httptransport/matcher_v1.go).
       'Content-Type': 'application/vnd.clair.index_report.v1+json',
       'Cache-Control': `max-age=${this.opts.reportCacheAge ?? 21600}`,
     };

@@ -7,7 +7,7 @@
 //   GET /images/{name}/json   Id, RepoTags, RepoDigests, RootFS.Layers, Size, Os, Architecture, derived from
 //                             the tarball's manifest.json and image config. Id = the config digest, except in
 //                             the containerd store, where it is the image's target (index or manifest) digest
-//                             from index.json (docker.md §7).
+//                             from index.json (moby/moby daemon/containerd/image.go).
 //   GET /images/{name}/get    the tarball, streamed (optionally cut short or with a byte flipped)
 // Every path also answers under /v1.NN/. Requests are recorded, so tests can assert "no /get was called".
 //

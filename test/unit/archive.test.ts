@@ -1,6 +1,7 @@
 // readSaveArchive and hashSaveArchive on small synthetic `docker save` archives of all three formats
-// (docker.md §7), each fed whole and in 1-byte chunks, plus the failure cases: truncated, not a tar, wrong
-// digest, no manifest.json, a layer never delivered, an unmappable legacy directory, abandoned bodies, abort.
+// (legacy, OCI layout, containerd store), each fed whole and in 1-byte chunks, plus the failure cases: truncated,
+// not a tar, wrong digest, no manifest.json, a layer never delivered, an unmappable legacy directory, abandoned
+// bodies, abort.
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -34,7 +35,8 @@ const layerB = await packTar([{ name: 'opt/app/hello.txt', data: 'hello, world\n
 const layerC = await packTar([{ name: 'opt/app/.wh.hello.txt', data: '' }]);
 
 // ---------------------------------------------------------------------------------------------------------------
-// Archive builders, shaped as docker.md §7 describes each format.
+// Archive builders, shaped as the exporters write each format (moby/moby image/tarexport/save.go, containerd
+// core/images/archive/exporter.go).
 
 interface Built {
   archive: Buffer;
@@ -259,7 +261,7 @@ async function failing(source: Readable, image: SaveImage, options?: ReadSaveArc
 
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('legacy v1 IDs (docker.md §8)', () => {
+describe('legacy v1 IDs (moby image/v1/imagev1.go CreateID)', () => {
   // Recorded from `docker save docker-clair-test/multilayer:latest` on the test daemon (Engine 20.10.24): its
   // RootFS.Layers and the names of the 3 non-top `<v1id>/` directories (parent chain checked in their json).
   const diffIds = [
