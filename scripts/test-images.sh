@@ -18,6 +18,11 @@
 #                                          test/double/clair-main.ts bundled by esbuild, the vulnerability fixture.
 #                                          ENTRYPOINT /bin/clair, CLAIR_CONF=/config/config.yaml, CLAIR_MODE=combo,
 #                                          EXPOSE 6060 8089, label org.opencontainers.image.version=4.9.0-double.
+#   docker-clair-test/registry-base:latest FROM scratch: debian12's os-release files and dpkg status in three COPY
+#                                          layers of its own (no layer shared with the other images), for the
+#                                          tests that push it to a local registry and pull it into Engine 26's
+#                                          containerd store, which then keeps the registry's gzip blobs. Skipped
+#                                          when it carries the current debian12's id as a label.
 #   postgres and clair-double carry the label org.docker-clair.test.inputs = a hash of their inputs (recipe files,
 #   base image id; for clair-double also the double's sources, the fixture, package-lock.json, pkg.config.json):
 #   skipped when the tag exists with that label, rebuilt otherwise. See test/double/README.md for both interfaces.
@@ -45,6 +50,8 @@ PG_SRC="$ROOT/test/images/postgres"
 PG_PACKAGE=postgresql-15
 CLAIR_TAG="docker-clair-test/clair-double:latest"
 CLAIR_SRC="$ROOT/test/images/clair-double"
+REGBASE_TAG="docker-clair-test/registry-base:latest"
+REGBASE_LABEL="org.docker-clair.test.base"
 # Label holding the hash of an image's inputs: the tag is reused only while it matches. Bump RECIPE_VERSION when a
 # build step below changes in a way the hashed files do not show.
 INPUTS_LABEL="org.docker-clair.test.inputs"
@@ -268,6 +275,30 @@ multilayer_is_current() {
   [[ "$base" == "$ml" ]]
 }
 
+regbase_key() { printf '%s recipe 2\n' "$(image_id "$BASE_TAG")"; }
+# Its own layers: a daemon that already holds debian12's must still download all of them when it pulls this image.
+build_registry_base() {
+  local work ctx cid t0
+  t0=$(now_ms)
+  work=$(make_temp_dir docker-clair-regbase)
+  ctx="$work/context"
+  # claircore reads a dpkg database from a directory holding both `status` and an `info` directory.
+  mkdir -p "$ctx/usr/lib" "$ctx/etc" "$ctx/var/lib/dpkg/info"
+  cid=$(docker create "$BASE_TAG" true)
+  docker cp "$cid:/usr/lib/os-release" "$ctx/usr/lib/os-release" &&
+    docker cp "$cid:/var/lib/dpkg/status" "$ctx/var/lib/dpkg/status" || { docker rm "$cid" >/dev/null; die "docker cp from $BASE_TAG failed"; }
+  docker rm "$cid" >/dev/null
+  cp "$ctx/usr/lib/os-release" "$ctx/etc/os-release"
+  printf 'FROM scratch\nCOPY usr /usr\nCOPY etc /etc\nCOPY var /var\n' >"$ctx/Dockerfile"
+  find "$ctx" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  local args=(build --network none --force-rm -t "$REGBASE_TAG" --label "$REGBASE_LABEL=$(regbase_key)")
+  ((REBUILD)) && args+=(--no-cache)
+  DOCKER_BUILDKIT=0 docker "${args[@]}" "$ctx" >&2
+  rm -rf --one-file-system "$work"
+  [[ "$(layer_count "$REGBASE_TAG")" == 3 ]] || die "$REGBASE_TAG should have exactly 3 layers"
+  log "$REGBASE_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$REGBASE_TAG")"), 3 layers"
+}
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Stand-ins for the images `docker clair server up` runs (postgres and Clair), each cached by an inputs hash label.
 image_label() { # image label -> value ("" when absent)
@@ -415,7 +446,7 @@ build_if_stale() { # tag old-id inputs-hash build_fn
 
 # ---------------------------------------------------------------------------------------------------------------------
 main() {
-  local t_start old_base old_multi old_pg old_clair hash
+  local t_start old_base old_multi old_pg old_clair old_regbase hash
   t_start=$(now_ms)
   have docker || die "docker CLI not found (scripts/docker-daemon.sh start installs it)"
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
@@ -447,6 +478,14 @@ main() {
     build_multilayer
   fi
 
+  old_regbase=$(image_id "$REGBASE_TAG")
+  if ((REBUILD == 0)) && image_exists "$REGBASE_TAG" &&
+    [[ "$(image_label "$REGBASE_TAG" "$REGBASE_LABEL")" == "$(regbase_key)" ]]; then
+    log "$REGBASE_TAG exists, from the current $BASE_TAG; skipping"
+  else
+    build_registry_base
+  fi
+
   # Assigned first, so that set -e stops the script if hashing fails.
   hash=$(pg_inputs_hash)
   build_if_stale "$PG_TAG" "$old_pg" "$hash" build_postgres
@@ -455,8 +494,8 @@ main() {
 
   # Drop the images the new tags replaced (best effort; they may still be in use). Children first.
   local old current
-  current=" $(image_id "$MULTI_TAG") $(image_id "$BASE_TAG") $(image_id "$PG_TAG") $(image_id "$CLAIR_TAG") "
-  for old in "$old_clair" "$old_pg" "$old_multi" "$old_base"; do
+  current=" $(image_id "$MULTI_TAG") $(image_id "$BASE_TAG") $(image_id "$PG_TAG") $(image_id "$CLAIR_TAG") $(image_id "$REGBASE_TAG") "
+  for old in "$old_clair" "$old_pg" "$old_regbase" "$old_multi" "$old_base"; do
     [[ -n "$old" ]] || continue
     if [[ "$current" != *" $old "* ]]; then
       if docker image rm "$old" >/dev/null 2>&1; then log "removed replaced image ${old#sha256:}"; fi

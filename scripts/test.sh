@@ -7,9 +7,11 @@
 #
 # Environment:
 #   SKIP_PACKAGE=1   skip `npm run package` (quick local runs)
+#   SKIP_ENGINES=1   test against the system daemon only, not also Debian 13's Engine 26 (scripts/engines.sh)
 #   KEEP_DAEMON=1    leave a daemon this run started running afterwards
 #   TEST_TIMEOUT_MS  per-test timeout given to node (--test-timeout, default 300000)
-# Exported to the tests: DOCKER_HOST (the daemon in use), DOCKER_CLAIR_TEST_IMAGES=1 (test images are built).
+# Exported to the tests: DOCKER_HOST (the daemon in use), DOCKER_CLAIR_TEST_IMAGES=1 (test images are built),
+# DOCKER_CLAIR_TEST_ENGINES (JSON: every engine the export suites run against, test/helpers/engines.ts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,9 +35,13 @@ step() { # name cmd...
 
 # ---------------------------------------------------------------------------------------------------------------------
 DAEMON_STARTED=0
+ENGINES_STARTED=0
 TAP_FILE=""
 NODE_PID=""
 cleanup() {
+  if [[ "$ENGINES_STARTED" == 1 && "${KEEP_DAEMON:-}" != 1 ]]; then
+    bash "$ROOT/scripts/engines.sh" stop || true
+  fi
   if [[ "$DAEMON_STARTED" == 1 ]]; then
     if [[ "${KEEP_DAEMON:-}" == 1 ]]; then
       printf 'test.sh: KEEP_DAEMON=1: leaving the daemon at %s running (scripts/docker-daemon.sh stop stops it)\n' \
@@ -74,6 +80,39 @@ step "docker daemon" start_daemon
 
 step "test images" npm run --silent test-images
 export DOCKER_CLAIR_TEST_IMAGES=1
+
+# shellcheck disable=SC2317  # invoked through step()
+start_engines() {
+  local out line name host version store json="" engine_lines=()
+  engine_line() { # host -> "engine: Docker <version> (<store> store)", and the JSON entry
+    version=$(docker -H "$1" version --format '{{.Server.Version}}')
+    if [[ "$(docker -H "$1" info --format '{{json .DriverStatus}}')" == *io.containerd.snapshotter.v1* ]]; then
+      store=containerd
+    else
+      store=classic
+    fi
+    engine_lines+=("engine: Docker $version ($store store)")
+    json+="${json:+,}{\"name\":\"$2\",\"host\":\"$1\",\"version\":\"$version\",\"store\":\"$store\"}"
+  }
+  engine_line "$DOCKER_HOST" system
+  if [[ "${SKIP_ENGINES:-}" != 1 ]]; then
+    # registry-base is not loaded: the tests pull it from a registry, and Engine 26's containerd store downloads
+    # (and keeps) a layer's blob only when it has no snapshot of that layer yet.
+    ENGINES_STARTED=1
+    out=$(bash "$ROOT/scripts/engines.sh" start classic26 containerd26)
+    while IFS= read -r line; do
+      name=${line%%=*}
+      host=${line#*=}
+      bash "$ROOT/scripts/engines.sh" load "$name" docker-clair-test/debian12:latest docker-clair-test/multilayer:latest \
+        docker-clair-test/postgres:latest docker-clair-test/clair-double:latest
+      engine_line "$host" "$name"
+    done <<<"$out"
+  fi
+  DOCKER_CLAIR_TEST_ENGINES="[$json]"
+  export DOCKER_CLAIR_TEST_ENGINES
+  printf '%s\n' "${engine_lines[@]}"
+}
+step "engines" start_engines
 
 step "typecheck" npm run --silent typecheck
 
@@ -115,6 +154,7 @@ printf '    (tests: %s)\n' "$(secs_since "$t_tests")" >&2
 summary=$(grep -aE '^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$TAP_FILE" | tail -n 8 || true)
 cleanup
 DAEMON_STARTED=0
+ENGINES_STARTED=0
 TAP_FILE=""
 trap - EXIT
 log "summary (total $(secs_since "$T_START"), exit code $rc)"
