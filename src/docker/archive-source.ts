@@ -34,6 +34,7 @@ import {
   blobDigest,
   configDigest,
   linkTarget,
+  missingFromArchive,
   normalizeName,
   parseJson,
   parseManifest,
@@ -352,7 +353,7 @@ async function indexImages(entries: ReadonlyMap<string, TarHeader>, read: ReadAt
   for (const item of manifest) {
     const configName = normalizeName(item.Config);
     const configEntry = resolve(configName);
-    if (!configEntry) throw new ArchiveFormatError(`the image config ${item.Config} named in manifest.json is not in the archive`);
+    if (!configEntry) throw missingFromArchive('the image config', item.Config, blobDigest(configName));
     const configData = await content(configEntry, item.Config);
     const id = sha256Of(configData);
     const named = configDigest(item);
@@ -369,10 +370,7 @@ async function indexImages(entries: ReadonlyMap<string, TarHeader>, read: ReadAt
     const layers = item.Layers.map((path, i) => {
       const name = normalizeName(path);
       const entry = resolve(name);
-      if (!entry) {
-        throw new ArchiveFormatError(`layer ${path} listed in manifest.json is not in the save archive`,
-          'the archive is incomplete: save the image again');
-      }
+      if (!entry) throw missingFromArchive(`layer ${i + 1} of ${item.Layers.length}`, path, blobDigest(name));
       size += entry.size;
       if (!legacy) {
         const digest = blobDigest(entry.name);

@@ -48,6 +48,15 @@ export interface ImageSource {
   publishedPortGateway?(port: number): Promise<string | undefined>;
   /** The build step of each layer (for the report), when the daemon's history can be paired with the layers. */
   layerSteps?(image: ImageInfo): Promise<LayerStep[] | undefined>;
+  /** The engine for messages about its exports: version and image store. */
+  describeEngine?(): Promise<EngineDescription>;
+}
+
+export interface EngineDescription {
+  /** As the daemon reports it, e.g. `26.1.5+dfsg1`; undefined when it did not answer. */
+  version: string | undefined;
+  /** containerd: the containerd image store (snapshotters), classic: graph drivers. Undefined when unknown. */
+  store: 'classic' | 'containerd' | undefined;
 }
 
 interface SignalCalls {
@@ -81,6 +90,17 @@ export class DockerImageSource implements ImageSource {
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
       throw this.unreachable(error, signal.aborted);
+    }
+  }
+
+  async describeEngine(): Promise<EngineDescription> {
+    try {
+      const info = await this.docker.info() as { ServerVersion?: string; DriverStatus?: [string, string][] };
+      // `docker info` shows the containerd store as a driver whose status names a snapshotter.
+      const snapshotter = (info.DriverStatus ?? []).some(([key, value]) => key === 'driver-type' && /snapshotter/.test(value));
+      return { version: info.ServerVersion, store: snapshotter ? 'containerd' : 'classic' };
+    } catch {
+      return { version: undefined, store: undefined };
     }
   }
 

@@ -1,5 +1,6 @@
 // Reads a `docker save` stream once and hands out its layers as they pass, for the layer server to pipe to
-// Clair (docker.md §7–§9). Three formats, recognised by their entries:
+// Clair. Three formats (moby/moby image/tarexport/save.go, now under daemon/internal/; containerd
+// core/images/archive/exporter.go), recognised by their entries:
 //
 //   legacy (Engine < 25)          `<v1id>/layer.tar`, sha256 = diffID; the v1 ID is computed (legacy-ids.ts)
 //   OCI layout (Engine >= 25)     `blobs/sha256/<diffID>`, uncompressed
@@ -15,7 +16,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { ArchiveFormatError, DockerClairError, LegacyLayerMappingError } from '../runtime/errors.js';
+import { ArchiveFormatError, DockerClairError, IncompleteArchiveError, LegacyLayerMappingError } from '../runtime/errors.js';
 import { LEGACY_EPOCH_CREATED, legacyV1Ids } from './legacy-ids.js';
 import type * as Save from './save-format.js';
 
@@ -151,6 +152,16 @@ async function* readEvents(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+/**
+ * An entry that manifest.json lists is not in the archive. The archive is well-formed, so it was written without
+ * the entry: saving it again the same way gives the same archive.
+ */
+export function missingFromArchive(what: string, path: string, digest?: string): IncompleteArchiveError {
+  return new IncompleteArchiveError(`the archive lacks ${what} (${digest ?? path}), which its own manifest.json lists`,
+    'the export that made it was incomplete; Docker\'s containerd image store exports images that way when they were pulled '
+    + 'while it already had their layers: remove those images, pull again, then save', digest, path);
+}
+
 // Tar plumbing, shared with hash-pass.ts.
 
 /** The entries of a tar stream (tar-stream's extract), with its errors turned into ArchiveFormatError. */
@@ -719,10 +730,7 @@ class SaveReader {
       if (legacy && diffIds[i] !== undefined && digest !== diffIds[i]) {
         throw new ArchiveFormatError(`manifest.json layer ${i + 1} (${path}) is ${digest}, RootFS.Layers says ${diffIds[i]}`);
       }
-      if (!this.deliveredLayers.has(digest)) {
-        throw new ArchiveFormatError(`layer ${digest} (${path}) never arrived in the save archive`,
-          'the archive is incomplete: save the image again');
-      }
+      if (!this.deliveredLayers.has(digest)) throw missingFromArchive(`layer ${i + 1} of ${item.Layers.length}`, path, digest);
       return digest;
     });
     const format: SaveFormat = legacy ? 'legacy'

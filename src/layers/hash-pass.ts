@@ -17,6 +17,7 @@ import {
   drain,
   entryChunks,
   linkTarget,
+  missingFromArchive,
   normalizeName,
   parseManifest,
   readSmall,
@@ -141,10 +142,7 @@ export async function hashSaveArchive(source: Readable, options: HashSaveArchive
   const legacy = LEGACY_CONFIG.test(normalizeName(item.Config));
   const layers = item.Layers.map((path, i) => {
     const digest = resolve(normalizeName(path));
-    if (digest === undefined) {
-      throw new ArchiveFormatError(`layer ${path} listed in manifest.json is not in the save archive`,
-        'the archive is incomplete: save the image again');
-    }
+    if (digest === undefined) throw missingFromArchive(`layer ${i + 1} of ${item.Layers.length}`, path, blobDigest(normalizeName(path)));
     if (legacy && digest !== diffIds[i]) {
       throw new ArchiveFormatError(`layer ${path} hashes to ${digest}, the image config says ${diffIds[i] ?? '(nothing)'}`);
     }

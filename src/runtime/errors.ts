@@ -66,6 +66,25 @@ export class ArchiveFormatError extends DockerClairError {
   readonly code = 'ARCHIVE_FORMAT';
 }
 
+/**
+ * A blob or layer that the archive's own manifest.json lists is not in the archive. Saving again does not help
+ * when the daemon wrote it so (Engine 26's containerd image store exports an image pulled while the store already
+ * had its layers without the blobs it never downloaded), so the source that made the archive words the hint.
+ */
+export class IncompleteArchiveError extends DockerClairError {
+  readonly code = 'ARCHIVE_INCOMPLETE';
+  constructor(
+    message: string,
+    hint: string | undefined,
+    /** The missing entry's digest (`sha256:…`), when its name tells it. */
+    readonly missing: string | undefined,
+    /** Its path in the archive, as manifest.json gives it. */
+    readonly path: string,
+  ) {
+    super(message, hint);
+  }
+}
+
 /** The in-process layer server could not start or serve (address not available, port taken …). */
 export class LayerServeError extends DockerClairError {
   readonly code = 'LAYER_SERVE';

@@ -12,12 +12,14 @@
 //   stream   1 read, ever.
 import type { ArchiveImage, SaveArchiveFile, SaveStreamHead } from '../docker/archive-source.js';
 import { refMatches } from '../docker/archive-source.js';
-import type { ImageInfo, ImageSource } from '../docker/image-source.js';
+import type { EngineDescription, ImageInfo, ImageSource } from '../docker/image-source.js';
 import { readSaveArchive, type ArchiveEnd, type ArchiveEvent, type ReadSaveArchiveOptions } from '../layers/archive.js';
 import { hashSaveArchive } from '../layers/hash-pass.js';
 import {
   ArchiveFormatError,
+  DaemonError,
   ImageNotFoundError,
+  IncompleteArchiveError,
   UsageError,
   type LegacyLayerMappingError,
 } from '../runtime/errors.js';
@@ -96,8 +98,18 @@ export class DaemonImageArchive implements ImageArchive {
   async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     this.saves++;
     const stream = await this.source.save(this.image.id, { signal });
-    return readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
-      { signal, ...options, ...(this.digests ? { digests: this.digests } : {}) });
+    return this.explainIncomplete(readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
+      { signal, ...options, ...(this.digests ? { digests: this.digests } : {}) }));
+  }
+
+  /** An export lacking what its own manifest lists is the daemon's doing: say so, and which engine it was. */
+  private async *explainIncomplete(events: ArchiveEvents): ArchiveEvents {
+    try {
+      yield* events;
+    } catch (error) {
+      if (!(error instanceof IncompleteArchiveError)) throw error;
+      throw incompleteExportError(this.image.ref, error, await this.source.describeEngine?.());
+    }
   }
 
   async remap(error: LegacyLayerMappingError, signal: AbortSignal): Promise<void> {
@@ -255,4 +267,15 @@ export class StreamImageArchive implements ImageArchive {
   describePasses(): string {
     return `1 pass over ${this.origin} (${this.head.probed} bytes of metadata probed before the first layer, replayed)`;
   }
+}
+
+function incompleteExportError(ref: string, error: IncompleteArchiveError, engine: EngineDescription | undefined): DaemonError {
+  const name = `Docker Engine ${engine?.version ?? '(version unknown)'}${engine?.store ? ` (${engine.store} image store)` : ''}`;
+  const hint = engine?.store === 'containerd'
+    ? `a daemon defect, not a damaged image: the containerd image store skips downloading the blobs of layers it already has `
+      + `when it pulls, and then cannot export them; remove ${ref} and the images that share its layers (docker image rm), `
+      + 'pull it again and rescan, or scan it on a daemon with the classic image store'
+    : 'a daemon defect, not a damaged image: every export of this image will lack it; scan the image on another daemon';
+  return new DaemonError(`the Docker daemon's export of ${ref} is incomplete: ${name} left out ${error.missing ?? error.path}, `
+    + 'which the export\'s own manifest.json lists', hint, { cause: error });
 }
