@@ -116,13 +116,13 @@ function paxRecords(data: Buffer): Map<string, string> {
 }
 
 /** Reads `length` bytes at `offset`; fewer at the end of the archive. */
-type ReadAt = (offset: number, length: number) => Promise<Buffer>;
+export type ReadAt = (offset: number, length: number) => Promise<Buffer>;
 
 /**
  * Walks the headers of a tar through `read`, never reading an entry's data (the consumer reads what it
  * wants). `total` (the archive's size, when known) lets it detect an archive cut short inside an entry.
  */
-async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<TarHeader> {
+export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<TarHeader> {
   let pos = 0;
   let last: string | undefined;
   let longName: string | undefined;
