@@ -32,6 +32,11 @@ export interface ClairDouble {
   requests: RequestRecord[];
   /** The most v4 layer GETs that were in flight at once. */
   maxConcurrentFetches(): number;
+  /**
+   * Resolves once no request is being handled (at once when none is): e.g. after a client went away, when the
+   * double has finished cancelling that request's work.
+   */
+  idle(): Promise<void>;
   /** v4: switch the "vulnerability database is empty" (202) mode at run time. */
   setEmptyDb(empty: boolean): void;
   /** v4: end of the first vulnerability update: the database is loaded and update_operation is dated `at`. */
@@ -92,7 +97,10 @@ export async function startClairDouble(options: ClairDoubleOptions = {}): Promis
     res.end('404 page not found\n');
   };
 
+  let handling = 0;
+  let idleWaiters: (() => void)[] = [];
   const server = createServer((req, res) => {
+    handling++;
     const startedAt = Date.now();
     res.on('close', () => {
       const rec: RequestRecord = {
@@ -113,6 +121,11 @@ export async function startClairDouble(options: ClairDoubleOptions = {}): Promis
       } catch {
         res.destroy();
       }
+    }).finally(() => {
+      if (--handling > 0) return;
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
     });
   });
   server.keepAliveTimeout = 1000;
@@ -136,6 +149,7 @@ export async function startClairDouble(options: ClairDoubleOptions = {}): Promis
     layerFetches: v4 === undefined ? layerFetches : mergeFetchLogs(v4.layerFetches, layerFetches),
     requests,
     maxConcurrentFetches: () => v4?.maxConcurrentFetches ?? 0,
+    idle: () => (handling === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
     setEmptyDb: (empty) => {
       if (v4 !== undefined) v4.emptyDb = empty;
     },

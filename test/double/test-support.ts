@@ -73,8 +73,11 @@ export interface ServedBlob {
   body: Buffer;
   status?: number;
   headers?: Record<string, string>;
-  /** Milliseconds to wait before answering. */
-  delayMs?: number;
+  /**
+   * Answer only once this settles: the test decides when the layer arrives (a promise that never settles holds
+   * the request until the client drops it or the server closes).
+   */
+  hold?: Promise<unknown>;
   /** Send half the body, then drop the connection. */
   truncate?: boolean;
 }
@@ -91,6 +94,10 @@ export interface TestLayerServer {
   /** The most requests that were being answered at once. */
   maxInFlight: number;
   set(path: string, blob: ServedBlob): void;
+  /** Resolves once `cond` holds, checked now and after each request the server receives or finishes. */
+  when(cond: () => boolean): Promise<void>;
+  /** Resolves once a request for `path` has been received. */
+  received(path: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,8 +105,23 @@ export interface TestLayerServer {
 export async function startLayerServer(blobs: Record<string, ServedBlob> = {}): Promise<TestLayerServer> {
   const table = new Map(Object.entries(blobs));
   let inFlight = 0;
+  const waiters = new Set<() => void>();
+  const changed = (): void => {
+    for (const check of [...waiters]) check();
+  };
+  const when = (cond: () => boolean): Promise<void> => new Promise((resolve) => {
+    const check = (): void => {
+      if (!cond()) return;
+      waiters.delete(check);
+      resolve();
+    };
+    waiters.add(check);
+    check();
+  });
   const state: TestLayerServer = {
-    url: '', requests: [], maxInFlight: 0, set: (p, b) => table.set(p, b), close: async () => undefined,
+    url: '', requests: [], maxInFlight: 0, set: (p, b) => table.set(p, b), when,
+    received: (p) => when(() => state.requests.some((r) => r.path === p)),
+    close: async () => undefined,
   };
   const answer = (res: ServerResponse, blob: ServedBlob): void => {
     const headers = { 'Content-Type': 'application/octet-stream', ...blob.headers };
@@ -115,15 +137,26 @@ export async function startLayerServer(blobs: Record<string, ServedBlob> = {}): 
     state.requests.push({ path, headers: req.headers, at: Date.now() });
     inFlight++;
     state.maxInFlight = Math.max(state.maxInFlight, inFlight);
-    res.on('close', () => inFlight--);
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      inFlight--;
+      changed();
+    });
     const blob = table.get(path);
     if (blob === undefined) {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('no such blob');
-      return;
+    } else if (blob.hold !== undefined) {
+      // The client may have gone while the answer was held.
+      const go = (): void => {
+        if (!closed) answer(res, blob);
+      };
+      blob.hold.then(go, go);
+    } else {
+      answer(res, blob);
     }
-    if (blob.delayMs !== undefined) setTimeout(() => answer(res, blob), blob.delayMs);
-    else answer(res, blob);
+    changed();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

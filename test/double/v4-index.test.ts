@@ -261,16 +261,20 @@ describe('v4 index_report POST', () => {
 describe('v4 fetch scheduling', () => {
   test('at most N GETs at once, started in manifest order', async (t) => {
     const bodies = await Promise.all([0, 1, 2, 3, 4].map((i) => makeTar([{ name: `f${i}`, content: String(i) }])));
-    const srv = await startLayerServer(Object.fromEntries(bodies.map((b, i) => [`/l${i}`, { body: b, delayMs: 60 }])));
-    t.after(() => srv.close());
+    const paths = bodies.map((_, i) => `/l${i}`);
     for (const n of [1, 2, 3]) {
+      const srv = await startLayerServer();
+      t.after(() => srv.close());
+      // The first n layers answer only once n GETs have arrived: n are in flight together whatever the machine's speed.
+      const nArrived = srv.when(() => srv.requests.length >= n);
+      bodies.forEach((body, i) => srv.set(paths[i] ?? '', i < n ? { body, hold: nArrived } : { body }));
       const double = await startClairDouble({ vulns: [], fetchConcurrency: n });
       t.after(() => double.close());
-      srv.requests.length = 0;
-      srv.maxInFlight = 0;
-      const r = await postIndex(double.url, { hash: manifestHash(40 + n), layers: bodies.map((b, i) => layerRef(srv, `/l${i}`, b)) });
+      const r = await postIndex(double.url, { hash: manifestHash(40 + n), layers: bodies.map((b, i) => layerRef(srv, paths[i] ?? '', b)) });
       assert.equal(r.status, 201, r.text);
-      assert.deepEqual(srv.requests.map((q) => q.path), ['/l0', '/l1', '/l2', '/l3', '/l4']);
+      // Start order is the double's; GETs in flight together may reach the server in either order.
+      assert.deepEqual(double.layerFetches.map((f) => new URL(f.uri).pathname), paths);
+      assert.deepEqual(srv.requests.map((q) => q.path).sort(), paths);
       assert.equal(srv.maxInFlight, n, `concurrency ${n}`);
       assert.equal(double.maxConcurrentFetches(), n);
     }
@@ -278,23 +282,23 @@ describe('v4 fetch scheduling', () => {
 
   test('the first error cancels the other fetches and starts no more', async (t) => {
     const bodies = await Promise.all([0, 1, 2, 3].map((i) => makeTar([{ name: `g${i}`, content: String(i) }])));
-    const srv = await startLayerServer({
-      '/slow': { body: bodies[0] ?? Buffer.alloc(0), delayMs: 3000 },
-      '/l2': { body: bodies[2] ?? Buffer.alloc(0) },
-      '/l3': { body: bodies[3] ?? Buffer.alloc(0) },
-    });
+    const srv = await startLayerServer();
+    // /slow never answers, so the POST can only end by cancelling it; /missing fails only once /slow is in flight.
+    srv.set('/slow', { body: bodies[0] ?? Buffer.alloc(0), hold: new Promise(() => undefined) });
+    srv.set('/missing', { body: Buffer.from('no such blob'), status: 404, hold: srv.received('/slow') });
+    srv.set('/l2', { body: bodies[2] ?? Buffer.alloc(0) });
+    srv.set('/l3', { body: bodies[3] ?? Buffer.alloc(0) });
     t.after(() => srv.close());
     const double = await startClairDouble({ vulns: [], fetchConcurrency: 2 });
     t.after(() => double.close());
-    const started = Date.now();
     const r = await postIndex(double.url, {
       hash: manifestHash(50),
       layers: [layerRef(srv, '/slow', bodies[0] ?? Buffer.alloc(0)), layerRef(srv, '/missing', bodies[1] ?? Buffer.alloc(0)),
         layerRef(srv, '/l2', bodies[2] ?? Buffer.alloc(0)), layerRef(srv, '/l3', bodies[3] ?? Buffer.alloc(0))],
     });
     assert.equal(r.status, 500);
-    assert.ok(Date.now() - started < 2500, 'did not wait for the slow layer');
-    assert.deepEqual(srv.requests.map((q) => q.path), ['/slow', '/missing']);
+    assert.deepEqual(double.layerFetches.map((f) => new URL(f.uri).pathname), ['/slow', '/missing']);
+    assert.deepEqual(srv.requests.map((q) => q.path).sort(), ['/missing', '/slow']);
     const slow = double.layerFetches.find((f) => f.uri.endsWith('/slow'));
     assert.equal(slow?.cancelled, true);
   });
@@ -315,38 +319,39 @@ describe('v4 fetch scheduling', () => {
 
   test('above the concurrency cap the POST gets 429 at once', async (t) => {
     const body = await makeTar([{ name: 'c', content: 'c' }]);
-    const srv = await startLayerServer({ '/held': { body, delayMs: 500 } });
+    let release!: () => void;
+    const srv = await startLayerServer({ '/held': { body, hold: new Promise<void>((r) => { release = r; }) } });
     t.after(() => srv.close());
     const double = await startClairDouble({ vulns: [], indexConcurrency: 1 });
     t.after(() => double.close());
     const first = postIndex(double.url, { hash: manifestHash(70), layers: [layerRef(srv, '/held', body)] });
-    await new Promise((r) => setTimeout(r, 100));
+    // Its layer GET has arrived: the first index holds the only slot until the layer is released.
+    await srv.received('/held');
     const second = await postIndex(double.url, { hash: manifestHash(71), layers: [layerRef(srv, '/held', body)] });
     assert.equal(second.status, 429);
     assert.deepEqual(second.json, { code: 'too-many-requests', message: 'server handling too many requests' });
+    release();
     assert.equal((await first).status, 201);
   });
 
   test('a client that disconnects cancels the index; a re-POST indexes again', async (t) => {
     const body = await makeTar([{ name: 'd', content: 'd' }]);
-    const srv = await startLayerServer({ '/held': { body, delayMs: 400 } });
+    const srv = await startLayerServer({ '/held': { body, hold: new Promise(() => undefined) } });
     t.after(() => srv.close());
     const double = await startClairDouble({ vulns: [] });
     t.after(() => double.close());
-    await new Promise<void>((resolve) => {
-      const req = request(`${double.url}/indexer/api/v1/index_report`, { method: 'POST' });
-      req.on('error', () => resolve());
-      req.end(JSON.stringify({ hash: manifestHash(80), layers: [layerRef(srv, '/held', body)] }));
-      setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 100);
-    });
-    await new Promise((r) => setTimeout(r, 100));
+    const req = request(`${double.url}/indexer/api/v1/index_report`, { method: 'POST' });
+    req.on('error', () => undefined);
+    req.end(JSON.stringify({ hash: manifestHash(80), layers: [layerRef(srv, '/held', body)] }));
+    await srv.received('/held');
+    req.destroy();
+    // The POST's handler ends only once the double has seen the client go and cancelled the index.
+    await double.idle();
     assert.equal(double.layerFetches[0]?.cancelled, true);
     const stored = double.indexReport(manifestHash(80));
     assert.notEqual(stored?.['state'], 'IndexFinished');
     assert.equal(double.hasScannedLayer(sha256(body)), false);
+    srv.set('/held', { body });
     const again = await postIndex(double.url, { hash: manifestHash(80), layers: [layerRef(srv, '/held', body)] });
     assert.equal(again.status, 201);
   });

@@ -38,7 +38,7 @@ let srv: TestLayerServer;
 let layer: Buffer;
 before(async () => {
   layer = gzip(await debianBaseLayer(STANZAS));
-  srv = await startLayerServer({ '/l': { body: layer }, '/slow': { body: layer, delayMs: 300 } });
+  srv = await startLayerServer({ '/l': { body: layer } });
 });
 after(() => srv.close());
 
@@ -54,11 +54,15 @@ describe('vulnerability_report', () => {
     assert.equal(r.status, 404);
     assert.deepEqual(r.json, { code: 'not-found', message: `index report for manifest "${HASH}" not found` });
     const other = `sha256:${'d'.repeat(64)}`;
+    let release!: () => void;
+    srv.set('/slow', { body: layer, hold: new Promise<void>((r) => { release = r; }) });
     const pending = postIndex(double.url, { hash: other, layers: [layerRef(srv, '/slow', layer)] });
-    await new Promise((res) => setTimeout(res, 100));
+    // Its layer GET has arrived and is held: the index is fetching layers until the release.
+    await srv.received('/slow');
     const during = await call(`${double.url}/indexer/api/v1/index_report/${other}`);
     assert.equal((during.json as { state: string }).state, 'FetchLayers');
     assert.equal((await call(`${double.url}/matcher/api/v1/vulnerability_report/${other}`)).status, 404);
+    release();
     assert.equal((await pending).status, 201);
     assert.equal((await call(`${double.url}/matcher/api/v1/vulnerability_report/${other}`)).status, 200);
     assert.equal((await call(`${double.url}/matcher/api/v1/vulnerability_report/nope`)).status, 400);
