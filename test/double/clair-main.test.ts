@@ -61,15 +61,44 @@ describe('clair-main process', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'clair-main-test-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  function run(args: string[], env: Record<string, string>): { proc: ReturnType<typeof spawn>; out: () => string; exited: Promise<number | null> } {
+  interface Run {
+    proc: ReturnType<typeof spawn>;
+    out: () => string;
+    exited: Promise<number | null>;
+    /** Resolves with the match once the output (stdout and stderr) matches `re`; rejects if the process exits first. */
+    seen: (re: RegExp) => Promise<RegExpExecArray>;
+  }
+
+  function run(args: string[], env: Record<string, string>): Run {
     const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    proc.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
-    proc.stderr?.on('data', (c: Buffer) => { out += c.toString(); });
-    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-    return { proc, out: () => out, exited };
+    let done = false;
+    const checks = new Set<() => void>();
+    const more = (c: Buffer): void => {
+      out += c.toString();
+      for (const check of [...checks]) check();
+    };
+    proc.stdout?.on('data', more);
+    proc.stderr?.on('data', more);
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => {
+      done = true;
+      for (const check of [...checks]) check();
+      resolve(code);
+    }));
+    const seen = (re: RegExp): Promise<RegExpExecArray> => new Promise((resolve, reject) => {
+      const check = (): void => {
+        const m = re.exec(out);
+        if (m === null && !done) return;
+        checks.delete(check);
+        if (m !== null) resolve(m);
+        else reject(new Error(`exited without printing ${String(re)}:\n${out}`));
+      };
+      checks.add(check);
+      check();
+    });
+    return { proc, out: () => out, exited, seen };
   }
 
   test('a config without notifier exits 1 with the reason', async () => {
@@ -80,48 +109,55 @@ describe('clair-main process', () => {
     assert.match(r.out(), /clair: invalid config: combo mode needs .* lacks notifier/);
   });
 
-  test('waits for the database, serves with an empty database, then loads it; SIGTERM exits 0', { timeout: 30_000 }, async () => {
+  test('waits for the database, serves with an empty database, loads it on SIGUSR2; SIGTERM exits 0', { timeout: 120_000 }, async () => {
     // A port nobody listens on yet: the double must retry until it opens.
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const dbPort = (probe.address() as AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const api = createServer();
-    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-    const apiPort = (api.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => api.close(() => resolve()));
     const conf = path.join(dir, 'ok.yaml');
-    writeFileSync(conf, `http_listen_addr: "127.0.0.1:${apiPort}"\nintrospection_addr: ""\n` +
+    writeFileSync(conf, 'http_listen_addr: "127.0.0.1:0"\nintrospection_addr: ""\n' +
       `indexer:\n  connstring: postgres://clair:x@127.0.0.1:${dbPort}/clair\nmatcher: {}\nnotifier: {}\n`);
-    const r = run([], { CLAIR_CONF: conf, CLAIR_MODE: 'combo', CLAIR_DOUBLE_UPDATE_DELAY: '1' });
+    const r = run([], { CLAIR_CONF: conf, CLAIR_MODE: 'combo', CLAIR_DOUBLE_UPDATE_DELAY: 'signal' });
     try {
-      for (let i = 0; i < 100 && !r.out().includes('database not reachable'); i++) await new Promise((res) => setTimeout(res, 100));
-      assert.match(r.out(), new RegExp(`database not reachable: dial tcp 127.0.0.1:${dbPort}: connect: connection refused; retrying`));
+      const retry = await r.seen(/database not reachable: .*; retrying\n/);
+      assert.match(retry[0], new RegExp(`database not reachable: dial tcp 127.0.0.1:${dbPort}: connect: connection refused; retrying`));
       const db = createServer((s) => s.destroy());
       await new Promise<void>((resolve) => db.listen(dbPort, '127.0.0.1', resolve));
       try {
+        const apiPort = (await r.seen(/listening on 127\.0\.0\.1:(\d+)\n/))[1];
         const url = `http://127.0.0.1:${apiPort}/matcher/api/v1/internal/update_operation`;
-        let first;
-        for (let i = 0; i < 100; i++) {
-          first = await call(url).catch(() => undefined);
-          if (first !== undefined) break;
-          await new Promise((res) => setTimeout(res, 100));
-        }
-        assert.equal(first?.text, '{}');
-        const t0 = Date.now();
-        let loaded;
-        for (let i = 0; i < 100; i++) {
-          loaded = await call(url);
-          if (loaded.text !== '{}') break;
-          await new Promise((res) => setTimeout(res, 100));
-        }
-        const ops = loaded?.json as Record<string, { date: string }[]>;
+        assert.equal((await call(url)).text, '{}');
+        const signalled = Date.now();
+        r.proc.kill('SIGUSR2');
+        await r.seen(/updater: first update finished/);
+        const loaded = await call(url);
+        const ops = loaded.json as Record<string, { date: string }[]>;
         const date = Date.parse(ops['debian/updater']?.[0]?.date ?? '');
-        assert.ok(Math.abs(date - t0) < 3000, `update dated ${String(ops['debian/updater']?.[0]?.date)}`);
-        assert.match(r.out(), /updater: first update finished/);
+        // Dated when the signal was handled (to the second, as Go's RFC 3339).
+        assert.ok(date >= Math.floor(signalled / 1000) * 1000 && date <= Date.now(), `update dated ${String(ops['debian/updater']?.[0]?.date)}`);
       } finally {
         await new Promise<void>((resolve) => db.close(() => resolve()));
       }
+      r.proc.kill('SIGTERM');
+      assert.equal(await r.exited, 0, r.out());
+    } finally {
+      r.proc.kill('SIGKILL');
+    }
+  });
+
+  test('CLAIR_DOUBLE_UPDATE_DELAY: the first update finishes by itself after that many seconds', { timeout: 120_000 }, async () => {
+    const conf = path.join(dir, 'delay.yaml');
+    // A unix-socket connstring: nothing to wait for.
+    writeFileSync(conf, 'http_listen_addr: "127.0.0.1:0"\nintrospection_addr: ""\n' +
+      'indexer:\n  connstring: host=/var/run/postgresql\nmatcher: {}\nnotifier: {}\n');
+    const r = run(['-conf', conf], { CLAIR_DOUBLE_UPDATE_DELAY: '1' });
+    try {
+      const apiPort = (await r.seen(/listening on 127\.0\.0\.1:(\d+)\n/))[1];
+      await r.seen(/updater: first update running \(vulnerability database empty for 1s\)/);
+      await r.seen(/updater: first update finished/);
+      const ops = (await call(`http://127.0.0.1:${apiPort}/matcher/api/v1/internal/update_operation`)).json as Record<string, unknown[]>;
+      assert.equal(ops['debian/updater']?.length, 1);
       r.proc.kill('SIGTERM');
       assert.equal(await r.exited, 0, r.out());
     } finally {

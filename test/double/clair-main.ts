@@ -9,8 +9,9 @@
  * the double waits until that host:port accepts TCP before listening), `indexer.index_report_request_concurrency`.
  * Combo mode needs the `indexer`, `matcher` and `notifier` blocks, as real Clair does.
  * Environment of the double only: CLAIR_DOUBLE_UPDATE_DELAY (seconds until the first vulnerability update
- * "finishes"; default 2; 0 = at once), CLAIR_DOUBLE_VULNS (the --vulns file; default the fixture),
- * CLAIR_DOUBLE_DB_TIMEOUT (seconds to wait for the database; default 300).
+ * "finishes"; default 2; 0 = at once; `signal` = only on SIGUSR2), CLAIR_DOUBLE_VULNS (the --vulns file; default
+ * the fixture), CLAIR_DOUBLE_DB_TIMEOUT (seconds to wait for the database; default 300).
+ * SIGUSR2 finishes the first update at once (once listening), so a test can choose when it happens.
  * Also: on a temp dir ($TMPDIR or /var/tmp) without O_TMPFILE every layer fetch fails as in Clair v4.9.0.
  * Exit status: 0 after SIGTERM/SIGINT, 1 on a bad config or an unreachable database, 2 on bad flags.
  */
@@ -272,7 +273,7 @@ export async function runClairMain(argv: string[], env: NodeJS.ProcessEnv = proc
       throw new ConfigError(`cannot read config ${flags.conf}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     cfg = parseConfig(text, flags.conf, flags.mode);
-    updateDelay = seconds(env, 'CLAIR_DOUBLE_UPDATE_DELAY', 2);
+    updateDelay = env['CLAIR_DOUBLE_UPDATE_DELAY'] === 'signal' ? Infinity : seconds(env, 'CLAIR_DOUBLE_UPDATE_DELAY', 2);
     dbTimeout = seconds(env, 'CLAIR_DOUBLE_DB_TIMEOUT', 300);
   } catch (err) {
     if (err instanceof ConfigError) return fail(`invalid config: ${err.message}`, 1);
@@ -285,6 +286,15 @@ export async function runClairMain(argv: string[], env: NodeJS.ProcessEnv = proc
   let double: ClairDouble | undefined;
   let introspection: Server | undefined;
   let updateTimer: NodeJS.Timeout | undefined;
+  let updateRequested = false;
+  let updated = false;
+  const finishFirstUpdate = (): void => {
+    if (double === undefined || updated) return;
+    updated = true;
+    clearTimeout(updateTimer);
+    double.finishUpdate(new Date());
+    log('updater: first update finished');
+  };
   let stopped: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => { stopped = resolve; });
   const stop = (sig: string): void => {
@@ -301,8 +311,14 @@ export async function runClairMain(argv: string[], env: NodeJS.ProcessEnv = proc
   };
   const onTerm = (): void => stop('SIGTERM');
   const onInt = (): void => stop('SIGINT');
+  // Before listening it is remembered: the update then finishes as soon as the API is up.
+  const onUsr2 = (): void => {
+    updateRequested = true;
+    finishFirstUpdate();
+  };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
+  process.on('SIGUSR2', onUsr2);
   try {
     const tmpDir = env['TMPDIR'] || '/var/tmp';
     const tmpErr = probeTmpfile(tmpDir);
@@ -337,15 +353,13 @@ export async function runClairMain(argv: string[], env: NodeJS.ProcessEnv = proc
       await double.close();
       return await finished;
     }
-    const loaded = (): void => {
-      double?.finishUpdate(new Date());
-      log('updater: first update finished');
-    };
-    if (updateDelay > 0) {
-      log(`updater: first update running (vulnerability database empty for ${updateDelay}s)`);
-      updateTimer = setTimeout(loaded, updateDelay * 1000);
+    if (updateDelay === 0 || updateRequested) {
+      finishFirstUpdate();
+    } else if (updateDelay === Infinity) {
+      log('updater: first update running (vulnerability database empty until SIGUSR2)');
     } else {
-      loaded();
+      log(`updater: first update running (vulnerability database empty for ${updateDelay}s)`);
+      updateTimer = setTimeout(finishFirstUpdate, updateDelay * 1000);
     }
 
     if (cfg.introspection !== undefined) {
@@ -373,6 +387,7 @@ export async function runClairMain(argv: string[], env: NodeJS.ProcessEnv = proc
     clearTimeout(updateTimer);
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
+    process.off('SIGUSR2', onUsr2);
   }
 }
 
