@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startClairDouble, type ClairDouble, type ClairDoubleOptions, type ManifestInfo } from '../double/server.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
+import { imageFacts, testEngines } from '../helpers/engines.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy, type ProxiedRequest } from '../helpers/docker-proxy.js';
 import { fileWrites, isHarmlessDevice, parseStrace, processTree, straceArgs, straceAvailable } from '../helpers/strace.js';
@@ -113,13 +114,13 @@ function launch(cmd: string, args: string[], options: { extraPipes?: number } = 
   return { child, done };
 }
 
-/** `docker --config <tmp> -H unix://<proxy> clair scan ARGS`. */
-function dockerScanArgs(args: string[]): string[] {
-  return ['--config', config, '-H', proxy.host, 'clair', 'scan', ...args];
+/** `docker --config <tmp> -H unix://<proxy> clair scan ARGS`, through the proxy of the system daemon or of `via`. */
+function dockerScanArgs(args: string[], via: DockerProxy = proxy): string[] {
+  return ['--config', config, '-H', via.host, 'clair', 'scan', ...args];
 }
 
-function dockerScan(args: string[]): Promise<Finished> {
-  return launch('docker', dockerScanArgs(args)).done;
+function dockerScan(args: string[], via?: DockerProxy): Promise<Finished> {
+  return launch('docker', dockerScanArgs(args, via)).done;
 }
 
 function describeRun(r: Finished): string {
@@ -252,79 +253,89 @@ describe('the proxy in front of the daemon', () => {
   });
 });
 
-describe('docker clair scan through the docker CLI: findings, exit codes, exports', () => {
-  let clair: ClairDouble;
-  before(async () => {
-    clair = await startClairDouble();
-  });
-  after(() => clair?.close());
+for (const engine of testEngines()) {
+  describe(`docker clair scan through the docker CLI on ${engine.label}: findings, exit codes, exports`, () => {
+    let clair: ClairDouble;
+    let proxy: DockerProxy;
+    const diffIds = (image: string): string[] => imageFacts(engine, image).diffIds;
+    const imageId = (image: string): string => imageFacts(engine, image).id;
+    const dockerScan = (args: string[]): Promise<Finished> => launch('docker', dockerScanArgs(args, proxy)).done;
+    before(async () => {
+      clair = await startClairDouble();
+      proxy = await startDockerProxy(targetOf(engine.host));
+    });
+    after(async () => {
+      await clair?.close();
+      await proxy?.close();
+    });
 
-  it('cold scan of debian12: exit 1, the fixture findings in the JSON report, exactly one export', { timeout: TIMEOUT }, async () => {
-    const mark = proxy.requests.length;
-    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
-    assert.equal(r.code, 1, describeRun(r));
-    const report = parseReport(r.stdout, r);
-    assert.equal(report.images.length, 1);
-    const image = report.images[0] as JsonImage;
-    assert.equal(image.image.ref, TEST_IMAGES.debian12);
-    assert.equal(image.image.id, imageId(TEST_IMAGES.debian12));
-    assert.equal(image.verdict, 'fail');
-    const found = (id: string, pkg: string) => image.vulnerabilities.find((v) => v.id === id && v.package.name === pkg);
-    assert.equal(found('CVE-2099-0001', 'libc6')?.severity, 'Critical');
-    assert.equal(found('CVE-2099-0001', 'libc6')?.fixedIn, '2.36-9+deb12u99');
-    assert.equal(found('CVE-2099-0001', 'libc6')?.layer, diffIds(TEST_IMAGES.debian12)[0]);
-    assert.equal(found('CVE-2099-0002', 'bash')?.severity, 'High');
-    assert.equal(found('CVE-2099-0002', 'bash')?.fixedIn, null);
-    assert.equal(found('CVE-2099-0003', 'coreutils')?.severity, 'Medium');
-    assert.ok(image.packageCount > 50, `packageCount ${image.packageCount}`);
+    it('cold scan of debian12: exit 1, the fixture findings in the JSON report, exactly one export', { timeout: TIMEOUT }, async () => {
+      const mark = proxy.requests.length;
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+      assert.equal(r.code, 1, describeRun(r));
+      const report = parseReport(r.stdout, r);
+      assert.equal(report.images.length, 1);
+      const image = report.images[0] as JsonImage;
+      assert.equal(image.image.ref, TEST_IMAGES.debian12);
+      assert.equal(image.image.id, imageId(TEST_IMAGES.debian12));
+      assert.equal(image.verdict, 'fail');
+      const found = (id: string, pkg: string) => image.vulnerabilities.find((v) => v.id === id && v.package.name === pkg);
+      assert.equal(found('CVE-2099-0001', 'libc6')?.severity, 'Critical');
+      assert.equal(found('CVE-2099-0001', 'libc6')?.fixedIn, '2.36-9+deb12u99');
+      assert.equal(found('CVE-2099-0001', 'libc6')?.layer, diffIds(TEST_IMAGES.debian12)[0]);
+      assert.equal(found('CVE-2099-0002', 'bash')?.severity, 'High');
+      assert.equal(found('CVE-2099-0002', 'bash')?.fixedIn, null);
+      assert.equal(found('CVE-2099-0003', 'coreutils')?.severity, 'Medium');
+      assert.ok(image.packageCount > 50, `packageCount ${image.packageCount}`);
 
-    const seen = proxy.since(mark);
-    assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
-      `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
-    assert.equal(exports(seen).length, 1, `expected exactly one export:\n${showRequests(seen)}`);
-    assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), diffIds(TEST_IMAGES.debian12));
-  });
+      const seen = proxy.since(mark);
+      assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
+        `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
+      assert.equal(exports(seen).length, 1, `expected exactly one export:\n${showRequests(seen)}`);
+      assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), diffIds(TEST_IMAGES.debian12));
+    });
 
-  it('warm rescan: same findings, and the daemon is never asked to export', { timeout: TIMEOUT }, async () => {
-    const mark = proxy.requests.length;
-    const fetches = imageLayerFetches(clair).length;
-    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
-    assert.equal(r.code, 1, describeRun(r));
-    const image = parseReport(r.stdout, r).images[0] as JsonImage;
-    assert.equal(image.vulnerabilities.find((v) => v.id === 'CVE-2099-0001' && v.package.name === 'libc6')?.severity, 'Critical');
-    const seen = proxy.since(mark);
-    // Not vacuous: the plugin did talk to the daemon through the proxy.
-    assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
-      `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
-    assert.deepEqual(exports(seen), [], `a warm rescan must not export:\n${showRequests(seen)}`);
-    assert.equal(imageLayerFetches(clair).length, fetches, 'no layer fetched');
-  });
+    it('warm rescan: same findings, and the daemon is never asked to export', { timeout: TIMEOUT }, async () => {
+      const mark = proxy.requests.length;
+      const fetches = imageLayerFetches(clair).length;
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+      assert.equal(r.code, 1, describeRun(r));
+      const image = parseReport(r.stdout, r).images[0] as JsonImage;
+      assert.equal(image.vulnerabilities.find((v) => v.id === 'CVE-2099-0001' && v.package.name === 'libc6')?.severity, 'Critical');
+      const seen = proxy.since(mark);
+      // Not vacuous: the plugin did talk to the daemon through the proxy.
+      assert.ok(seen.some((q) => /\/images\/docker-clair-test\/debian12:latest\/json$/.test(q.pathname)),
+        `the plugin did not inspect the image through the proxy:\n${showRequests(seen)}`);
+      assert.deepEqual(exports(seen), [], `a warm rescan must not export:\n${showRequests(seen)}`);
+      assert.equal(imageLayerFetches(clair).length, fetches, 'no layer fetched');
+    });
 
-  it('--fail-on none: exit 0 with the same findings', { timeout: TIMEOUT }, async () => {
-    const r = await dockerScan(['--clair', clair.url, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12]);
-    assert.equal(r.code, 0, describeRun(r));
-    const image = parseReport(r.stdout, r).images[0] as JsonImage;
-    assert.equal(image.verdict, 'pass');
-    assert.ok(image.vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
-  });
+    it('--fail-on none: exit 0 with the same findings', { timeout: TIMEOUT }, async () => {
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12]);
+      assert.equal(r.code, 0, describeRun(r));
+      const image = parseReport(r.stdout, r).images[0] as JsonImage;
+      assert.equal(image.verdict, 'pass');
+      assert.ok(image.vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
+    });
 
-  it('Clair already knows the base layer: scanning multilayer sends only its 3 new layers', { timeout: TIMEOUT }, async () => {
-    const layers = diffIds(TEST_IMAGES.multilayer);
-    assert.equal(layers.length, 4);
-    assert.equal(layers[0], diffIds(TEST_IMAGES.debian12)[0], 'multilayer is built on debian12');
-    assert.ok(clair.hasScannedLayer(layers[0] as string), 'the previous tests scanned the base layer');
-    const mark = proxy.requests.length;
-    const fetches = imageLayerFetches(clair).length;
-    const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
-    assert.equal(r.code, 1, describeRun(r));
-    const fetched = imageLayerFetches(clair).slice(fetches).map((f) => f.digest);
-    assert.deepEqual([...fetched].sort(), layers.slice(1).sort(), 'every layer but the shared base, once each');
-    assert.equal(exports(proxy.since(mark)).length, 1, showRequests(proxy.since(mark)));
-    const fixture = (parseReport(r.stdout, r).images[0] as JsonImage).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
-    assert.equal(fixture?.id, 'CVE-2099-0013');
-    assert.equal(fixture?.layer, layers[2]);
+    it('Clair already knows the base layer: scanning multilayer sends only its 3 new layers', { timeout: TIMEOUT }, async () => {
+      const layers = diffIds(TEST_IMAGES.multilayer);
+      assert.equal(layers.length, 4);
+      assert.equal(layers[0], diffIds(TEST_IMAGES.debian12)[0], 'multilayer is built on debian12');
+      assert.ok(clair.hasScannedLayer(layers[0] as string), 'the previous tests scanned the base layer');
+      const mark = proxy.requests.length;
+      const fetches = imageLayerFetches(clair).length;
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
+      assert.equal(r.code, 1, describeRun(r));
+      const fetched = imageLayerFetches(clair).slice(fetches).map((f) => f.digest);
+      assert.deepEqual([...fetched].sort(), layers.slice(1).sort(), 'every layer but the shared base, once each');
+      assert.equal(exports(proxy.since(mark)).length, 1, showRequests(proxy.since(mark)));
+      const fixture = (parseReport(r.stdout, r).images[0] as JsonImage).vulnerabilities.find((v) => v.package.name === 'docker-clair-fixture');
+      assert.equal(fixture?.id, 'CVE-2099-0013');
+      assert.equal(fixture?.layer, layers[2]);
+    });
   });
-});
+}
 
 describe('docker clair scan through the docker CLI: untrusted results and errors', () => {
   it('empty vulnerability database: exit 3, verdict "untrusted"', { timeout: TIMEOUT }, async () => {
@@ -389,9 +400,9 @@ interface TracedScan {
  * docker and the plugin) has been reaped: Linux adds a reaped child's I/O counters to its parent's. strace's own
  * output goes through a pipe to this process (fd 3), not to a file; the io counters come back on fd 4.
  */
-async function tracedDockerScan(args: string[]): Promise<TracedScan> {
+async function tracedDockerScan(args: string[], via?: DockerProxy): Promise<TracedScan> {
   const script = 'strace "$@"; rc=$?; cat /proc/$$/io >&4; exit $rc';
-  const launched = launch('sh', ['-c', script, 'sh', ...straceArgs('|cat >&3'), 'docker', ...dockerScanArgs(args)], { extraPipes: 2 });
+  const launched = launch('sh', ['-c', script, 'sh', ...straceArgs('|cat >&3'), 'docker', ...dockerScanArgs(args, via)], { extraPipes: 2 });
   const run = await launched.done;
   const events = parseStrace(run.extra[0] ?? '');
   const pluginPids = processTree(events, (file, argv) => file === installed && argv.includes('scan'));
@@ -415,43 +426,6 @@ function assertNothingWritten(t: Awaited<ReturnType<typeof tracedDockerScan>>): 
 describe('zero disk: the plugin writes no image bytes', () => {
   before(() => {
     assert.ok(straceAvailable(), 'strace is needed for the zero-disk tests: apt-get install strace (.ci/run installs it)');
-  });
-
-  it('a cold scan of multilayer with the report on stdout opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
-    const clair = await startClairDouble();
-    try {
-      const mark = proxy.requests.length;
-      const t = await tracedDockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
-      assert.equal(t.run.code, 1, describeRun(t.run));
-      parseReport(t.run.stdout, t.run);
-      // The image really went through the plugin: one export, every layer fetched by Clair from the plugin.
-      assert.equal(exports(proxy.since(mark)).length, 1);
-      assert.deepEqual([...imageLayerFetches(clair).map((f) => f.digest)].sort(), [...diffIds(TEST_IMAGES.multilayer)].sort());
-      const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
-      assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
-
-      assertNothingWritten(t);
-    } finally {
-      await clair.close();
-    }
-  });
-
-  it('Clair v1: a cold scan of multilayer, layers posted parent first, opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
-    const clair = await startClairDouble({ api: 'v1' });
-    try {
-      const mark = proxy.requests.length;
-      const t = await tracedDockerScan(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', TEST_IMAGES.multilayer]);
-      assert.equal(t.run.code, 1, describeRun(t.run));
-      parseReport(t.run.stdout, t.run);
-      // One export: the out-of-order layers fit in the default --v1-buffer, in memory.
-      assert.equal(exports(proxy.since(mark)).length, 1);
-      assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
-      const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
-      assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
-      assertNothingWritten(t);
-    } finally {
-      await clair.close();
-    }
   });
 
   it('with --format json=<dir>/r.json only the report is written: a temp name in the same dir, then rename', { timeout: TIMEOUT }, async () => {
@@ -495,6 +469,55 @@ describe('zero disk: the plugin writes no image bytes', () => {
     }
   });
 });
+
+for (const engine of testEngines()) {
+  describe(`zero disk on ${engine.label}: the plugin writes no image bytes`, () => {
+    let proxy: DockerProxy;
+    const diffIds = (image: string): string[] => imageFacts(engine, image).diffIds;
+    before(async () => {
+      assert.ok(straceAvailable(), 'strace is needed for the zero-disk tests: apt-get install strace (.ci/run installs it)');
+      proxy = await startDockerProxy(targetOf(engine.host));
+    });
+    after(() => proxy?.close());
+
+    it('a cold scan of multilayer with the report on stdout opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
+      const clair = await startClairDouble();
+      try {
+        const mark = proxy.requests.length;
+        const t = await tracedDockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer], proxy);
+        assert.equal(t.run.code, 1, describeRun(t.run));
+        parseReport(t.run.stdout, t.run);
+        // The image really went through the plugin: one export, every layer fetched by Clair from the plugin.
+        assert.equal(exports(proxy.since(mark)).length, 1);
+        assert.deepEqual([...imageLayerFetches(clair).map((f) => f.digest)].sort(), [...diffIds(TEST_IMAGES.multilayer)].sort());
+        const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
+        assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
+
+        assertNothingWritten(t);
+      } finally {
+        await clair.close();
+      }
+    });
+
+    it('Clair v1: a cold scan of multilayer, layers posted parent first, opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
+      const clair = await startClairDouble({ api: 'v1' });
+      try {
+        const mark = proxy.requests.length;
+        const t = await tracedDockerScan(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', TEST_IMAGES.multilayer], proxy);
+        assert.equal(t.run.code, 1, describeRun(t.run));
+        parseReport(t.run.stdout, t.run);
+        // One export: the out-of-order layers fit in the default --v1-buffer, in memory.
+        assert.equal(exports(proxy.since(mark)).length, 1);
+        assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
+        const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
+        assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
+        assertNothingWritten(t);
+      } finally {
+        await clair.close();
+      }
+    });
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // SIGINT mid-scan
