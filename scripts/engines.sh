@@ -186,6 +186,8 @@ cmd_load() {
   ((${#missing[@]})) || return 0
   log "loading into $name: ${missing[*]}"
   docker save "${missing[@]}" | docker -H "$host" load -q >&2
+  # The builds the new tags replaced: nothing else on this engine uses them.
+  docker -H "$host" image prune -f >/dev/null
 }
 
 case "${1:-}" in

@@ -1,4 +1,4 @@
-// Issue 7 end to end: the packaged plugin, installed into a temporary DOCKER_CONFIG and run by the real docker
+// End to end: the packaged plugin, installed into a temporary DOCKER_CONFIG and run by the real docker
 // CLI, brings up the managed Clair on the real test daemon from the stand-in images (`npm run test-images`:
 // docker-clair-test/postgres, a real PostgreSQL, and docker-clair-test/clair-double, the Clair double in a
 // container). The double fetches every layer from the plugin's layer server across the managed bridge network.
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
+import { engineCli, imageFacts, testEngines } from '../helpers/engines.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 import { freePort } from '../helpers/ports.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
@@ -270,6 +271,42 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
     assert.match(again.stdout, /^nothing to remove/);
   });
 });
+
+// The managed Clair's scan on the other engines: their exports (OCI layout; the containerd store) reach the double
+// in its container across each engine's own bridge network.
+for (const engine of testEngines().filter((e) => e.host !== TEST_DOCKER_HOST)) {
+  describe(`managed Clair on ${engine.label}: up, scan without --clair, down`, { timeout: TIMEOUT }, () => {
+    const on = { host: engine.host };
+    after(() => {
+      for (const name of [NAMES.clair, NAMES.postgres]) spawnSync('docker', ['-H', engine.host, 'rm', '-f', '-v', name], { stdio: 'ignore' });
+      spawnSync('docker', ['-H', engine.host, 'network', 'rm', NAMES.network], { stdio: 'ignore' });
+      spawnSync('docker', ['-H', engine.host, 'volume', 'rm', NAMES.volume], { stdio: 'ignore' });
+    });
+
+    it('up, then a scan fetches every layer across the bridge network and finds the fixture findings; down --volumes', async () => {
+      const port = await freePort();
+      const started = await dockerClair(['server', 'up', '--clair-image', CLAIR_IMAGE, '--postgres-image', POSTGRES_IMAGE, '--port', String(port)], on);
+      assert.equal(started.code, 0, started.stderr);
+      const run = await dockerClair(['-D', 'scan', '--format', 'json', '--no-progress', TEST_IMAGES.multilayer], on);
+      assert.equal(run.code, 1, run.stderr);
+      const gateway = /layer server on http:\/\/(\d+\.\d+\.\d+\.\d+):\d+ \(the managed Clair's network gateway\)/.exec(run.stderr)?.[1];
+      assert.equal(gateway, engineCli(engine, ['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', NAMES.network]));
+      assertValidReport(run.stdout);
+      const report = JSON.parse(run.stdout) as { images: { image: { id: string }; vulnerabilities: { id: string; package: { name: string } }[] }[] };
+      assert.equal(report.images[0]?.image.id, imageFacts(engine, TEST_IMAGES.multilayer).id);
+      const ids = new Set(report.images[0]?.vulnerabilities.map((v) => `${v.id} ${v.package.name}`));
+      assert.ok(ids.has('CVE-2099-0013 docker-clair-fixture'), [...ids].join(', '));
+      assert.ok(ids.has('CVE-2099-0001 libc6'), [...ids].join(', '));
+      const logs = await dockerClair(['server', 'logs'], on);
+      const posts = (logs.stdout + logs.stderr).match(/POST \/indexer\/api\/v1\/index_report 201/g) ?? [];
+      assert.equal(posts.length, imageFacts(engine, TEST_IMAGES.multilayer).diffIds.length + 2, 'a probe, one manifest per layer and the image');
+      const down = await dockerClair(['server', 'down', '--volumes'], on);
+      assert.equal(down.code, 0, down.stderr);
+      assert.equal(await refused(port), true, `nothing listens on 127.0.0.1:${port}`);
+      assert.equal(engineCli(engine, ['ps', '-a', '-q', '--filter', `name=${NAMES.clair}`]), '');
+    });
+  });
+}
 
 describe('managed Clair: bad inputs leave nothing behind', { timeout: TIMEOUT }, () => {
   it('an image the daemon does not have and cannot pull: exit 2 naming the image', async () => {
