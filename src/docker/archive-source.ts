@@ -158,7 +158,8 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       continue;
     }
     if (flag === 'g') continue;
-    const ustar = block.toString('latin1', 257, 262) === 'ustar';
+    // The prefix field is POSIX ustar's ("ustar\0"): GNU headers ("ustar  ") keep atime and ctime there.
+    const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
     const prefix = ustar ? cString(block, 345, 155) : '';
     const rawName = pax.get('path') ?? longName ?? (prefix ? `${prefix}/${cString(block, 0, 100)}` : cString(block, 0, 100));
     const linkname = pax.get('linkpath') ?? longLink ?? cString(block, 157, 100);
