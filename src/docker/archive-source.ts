@@ -84,10 +84,11 @@ function cString(block: Buffer, start: number, length: number): string {
 function numeric(block: Buffer, start: number, length: number): number {
   const first = block[start] ?? 0;
   if (first & 0x80) {
-    // GNU base-256: big-endian, the top bit of the first byte is the marker.
+    // GNU base-256: big-endian, the top bit of the first byte is the marker and the next one the sign
+    // (N is stored as 256^length/2 + N).
     let value = first & 0x7f;
     for (let i = start + 1; i < start + length; i++) value = value * 256 + (block[i] ?? 0);
-    return value;
+    return first & 0x40 ? value - 2 ** (8 * length - 1) : value;
   }
   const text = block.toString('latin1', start, start + length).replace(/[\0 ]+$/g, '').trim();
   return text === '' ? 0 : Number.parseInt(text, 8);
@@ -144,11 +145,12 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       throw new ArchiveFormatError(`the save archive is corrupt: invalid tar header after entry "${last}"`);
     }
     const flag = String.fromCharCode(block[156] ?? 0);
-    let size = numeric(block, 124, 12);
     const offset = pos + BLOCK;
-    pos = offset + padded(size);
-    if (total !== undefined && offset + size > total) throw truncated(cString(block, 0, 100));
-    if (flag === 'x' || flag === 'L' || flag === 'K') {
+    if (flag === 'x' || flag === 'L' || flag === 'K' || flag === 'g') {
+      const size = entrySize(numeric(block, 124, 12), last);
+      pos = offset + padded(size);
+      if (total !== undefined && offset + size > total) throw truncated(cString(block, 0, 100));
+      if (flag === 'g') continue;
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
       const data = await read(offset, size);
       if (data.length < size) throw truncated(last);
@@ -157,18 +159,16 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       else longLink = cString(data, 0, data.length);
       continue;
     }
-    if (flag === 'g') continue;
     // The prefix field is POSIX ustar's ("ustar\0"): GNU headers ("ustar  ") keep atime and ctime there.
     const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
     const prefix = ustar ? cString(block, 345, 155) : '';
     const rawName = pax.get('path') ?? longName ?? (prefix ? `${prefix}/${cString(block, 0, 100)}` : cString(block, 0, 100));
     const linkname = pax.get('linkpath') ?? longLink ?? cString(block, 157, 100);
+    // A PAX size record stands for the size field (whose octal stops short of 8 GiB).
     const paxSize = pax.get('size');
-    if (paxSize !== undefined && /^\d+$/.test(paxSize)) {
-      size = Number(paxSize);
-      pos = offset + padded(size);
-      if (total !== undefined && offset + size > total) throw truncated(rawName);
-    }
+    const size = entrySize(paxSize !== undefined && /^\d+$/.test(paxSize) ? Number(paxSize) : numeric(block, 124, 12), last);
+    pos = offset + padded(size);
+    if (total !== undefined && offset + size > total) throw truncated(rawName);
     pax = new Map();
     longName = undefined;
     longLink = undefined;
@@ -178,6 +178,15 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     last = name;
     yield { name, type, size: type === 'file' ? size : 0, offset, ...(linkname ? { linkname } : {}) };
   }
+}
+
+/**
+ * `size`, when it is one: not NaN (no octal digits), not negative (a '-' or a negative base-256 number), and
+ * exact (below 2^53). Past such a size no reader agrees on where the next header is.
+ */
+function entrySize(size: number, last: string | undefined): number {
+  if (Number.isSafeInteger(size) && size >= 0) return size;
+  throw new ArchiveFormatError(`the save archive is corrupt: a tar header ${last === undefined ? 'at its start' : `after entry "${last}"`} has no valid size`);
 }
 
 function truncated(entry: string | undefined): ArchiveFormatError {
