@@ -167,13 +167,16 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     // A PAX size record stands for the size field (whose octal stops short of 8 GiB).
     const paxSize = pax.get('size');
     const size = entrySize(paxSize !== undefined && /^\d+$/.test(paxSize) ? Number(paxSize) : numeric(block, 124, 12), last);
-    pos = offset + padded(size);
-    if (total !== undefined && offset + size > total) throw truncated(rawName);
+    const type: EntryType = flag === '0' || flag === '\0' || flag === '7' ? 'file'
+      : flag === '1' ? 'link' : flag === '2' ? 'symlink' : flag === '5' ? 'directory' : 'other';
+    // A directory has no data, whatever its size field says: tar-stream (which reads the archive afterwards)
+    // and GNU tar read the next header right after it.
+    const data = type === 'directory' ? 0 : size;
+    pos = offset + padded(data);
+    if (total !== undefined && offset + data > total) throw truncated(rawName);
     pax = new Map();
     longName = undefined;
     longLink = undefined;
-    const type: EntryType = flag === '0' || flag === '\0' || flag === '7' ? 'file'
-      : flag === '1' ? 'link' : flag === '2' ? 'symlink' : flag === '5' ? 'directory' : 'other';
     const name = normalizeName(rawName);
     last = name;
     yield { name, type, size: type === 'file' ? size : 0, offset, ...(linkname ? { linkname } : {}) };
