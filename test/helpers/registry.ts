@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { until } from './wait.js';
 
 export interface Registry {
   /** host:port, the prefix of image names pushed to it. */
@@ -34,23 +35,23 @@ export async function startRegistry(): Promise<Registry> {
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const host = `127.0.0.1:${port}`;
   const close = async () => {
-    if (child.exitCode === null) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      const response = await fetch(`http://${host}/v2/`);
-      if (response.status === 200) return { host, close };
-    } catch { /* not listening yet */ }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await close();
-      throw new Error(`docker-registry did not start on ${host}: ${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  // It says nothing when it listens (log level warn): poll /v2/, giving up at once if it exits.
+  const exited = new AbortController();
+  child.once('close', (code, signal) => exited.abort(new Error(`it exited (${signal ?? code})`)));
+  child.once('error', (err) => exited.abort(err));
+  try {
+    await until(`docker-registry on ${host}`, async () => ((await fetch(`http://${host}/v2/`)).status === 200 ? true : undefined),
+      { signal: exited.signal });
+  } catch (err) {
+    await close();
+    throw new Error(`docker-registry did not start on ${host}: ${(err as Error).message}; ${stderr}`);
   }
+  return { host, close };
 }
