@@ -121,7 +121,8 @@ export type ReadAt = (offset: number, length: number) => Promise<Buffer>;
 
 /**
  * Walks the headers of a tar through `read`, never reading an entry's data (the consumer reads what it
- * wants). `total` (the archive's size, when known) lets it detect an archive cut short inside an entry.
+ * wants). `total` (the archive's size, when known) lets it detect an archive cut short inside an entry (its
+ * data or the padding to the next block).
  */
 export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<TarHeader> {
   let pos = 0;
@@ -149,7 +150,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     if (flag === 'x' || flag === 'L' || flag === 'K' || flag === 'g') {
       const size = entrySize(numeric(block, 124, 12), last);
       pos = offset + padded(size);
-      if (total !== undefined && offset + size > total) throw truncated(cString(block, 0, 100));
+      if (total !== undefined && pos > total) throw truncated(cString(block, 0, 100));
       if (flag === 'g') continue;
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
       const data = await read(offset, size);
@@ -173,7 +174,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     // and GNU tar read the next header right after it.
     const data = type === 'directory' ? 0 : size;
     pos = offset + padded(data);
-    if (total !== undefined && offset + data > total) throw truncated(rawName);
+    if (total !== undefined && pos > total) throw truncated(rawName); // the padding too: tar-stream reads it
     pax = new Map();
     longName = undefined;
     longLink = undefined;
