@@ -84,11 +84,12 @@ function cString(block: Buffer, start: number, length: number): string {
 function numeric(block: Buffer, start: number, length: number): number {
   const first = block[start] ?? 0;
   if (first & 0x80) {
-    // GNU base-256: big-endian, the top bit of the first byte is the marker and the next one the sign
-    // (N is stored as 256^length/2 + N).
-    let value = first & 0x7f;
+    // GNU base-256: big-endian, the top bit of the first byte is the marker and the next one the sign. No
+    // negative number is a size or a checksum: -1 stands for all of them (exact near zero, unlike 2^95 - n).
+    if (first & 0x40) return -1;
+    let value = first & 0x3f;
     for (let i = start + 1; i < start + length; i++) value = value * 256 + (block[i] ?? 0);
-    return first & 0x40 ? value - 2 ** (8 * length - 1) : value;
+    return value;
   }
   const text = block.toString('latin1', start, start + length).replace(/[\0 ]+$/g, '').trim();
   return text === '' ? 0 : Number.parseInt(text, 8);
