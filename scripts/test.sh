@@ -110,8 +110,10 @@ start_engines() {
   fi
   DOCKER_CLAIR_TEST_ENGINES="[$json]"
   export DOCKER_CLAIR_TEST_ENGINES
-  printf '%s\n' "${engine_lines[@]}"
+  ENGINE_LINES=$(printf '%s\n' "${engine_lines[@]}")
+  printf '%s\n' "$ENGINE_LINES"
 }
+ENGINE_LINES=""
 step "engines" start_engines
 
 step "typecheck" npm run --silent typecheck
@@ -158,5 +160,6 @@ ENGINES_STARTED=0
 TAP_FILE=""
 trap - EXIT
 log "summary (total $(secs_since "$T_START"), exit code $rc)"
+if [[ -n "$ENGINE_LINES" ]]; then printf '%s\n' "$ENGINE_LINES"; fi
 if [[ -n "$summary" ]]; then printf '%s\n' "$summary"; else echo "(no summary lines from the test runner)"; fi
 exit "$rc"
