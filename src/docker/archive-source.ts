@@ -101,20 +101,25 @@ function checksumOk(block: Buffer): boolean {
   return numeric(block, 148, 8) === sum;
 }
 
-/** PAX records: `<len> <key>=<value>\n`. */
-function paxRecords(data: Buffer): Map<string, string> {
+/**
+ * PAX records: `<length> <key>=<value>\n`, NULs allowed after the last one. undefined when malformed (a length
+ * that does not end at a newline, no '=', a size that is not decimal): GNU tar and Go's archive/tar refuse such
+ * a header, and a guess at it would misplace every entry after it.
+ */
+function paxRecords(data: Buffer): Map<string, string> | undefined {
   const out = new Map<string, string>();
   let pos = 0;
-  while (pos < data.length) {
+  while (pos < data.length && data[pos] !== 0) {
     const space = data.indexOf(0x20, pos);
-    const length = space < 0 ? NaN : Number.parseInt(data.toString('latin1', pos, space), 10);
-    if (!Number.isFinite(length) || length <= 0) break;
-    const record = data.toString('utf8', space + 1, pos + length).replace(/\n$/, '');
-    const eq = record.indexOf('=');
-    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
-    pos += length;
+    const digits = space < 0 ? '' : data.toString('latin1', pos, space);
+    const end = /^\d{1,9}$/.test(digits) ? pos + Number(digits) : Number.NaN;
+    const eq = data.indexOf(0x3d, space + 1);
+    if (!(end <= data.length) || data[end - 1] !== 0x0a || eq < 0 || eq >= end - 1) return undefined;
+    out.set(data.toString('utf8', space + 1, eq), data.toString('utf8', eq + 1, end - 1));
+    pos = end;
   }
-  return out;
+  const size = out.get('size');
+  return size === undefined || /^\d+$/.test(size) ? out : undefined;
 }
 
 /** Reads `length` bytes at `offset`; fewer at the end of the archive. */
@@ -156,7 +161,11 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
       const data = await read(offset, size);
       if (data.length < size) throw truncated(last);
-      if (flag === 'x') pax = paxRecords(data);
+      if (flag === 'x') {
+        const records = paxRecords(data);
+        if (!records) throw new ArchiveFormatError(`the save archive is corrupt: a malformed PAX header ${after(last)}`);
+        pax = records;
+      }
       else if (flag === 'L') longName = cString(data, 0, data.length);
       else longLink = cString(data, 0, data.length);
       continue;
@@ -168,7 +177,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     const linkname = pax.get('linkpath') ?? longLink ?? cString(block, 157, 100);
     // A PAX size record stands for the size field (whose octal stops short of 8 GiB).
     const paxSize = pax.get('size');
-    const size = entrySize(paxSize !== undefined && /^\d+$/.test(paxSize) ? Number(paxSize) : numeric(block, 124, 12), last);
+    const size = entrySize(paxSize !== undefined ? Number(paxSize) : numeric(block, 124, 12), last);
     const type: EntryType = flag === '0' || flag === '\0' || flag === '7' ? 'file'
       : flag === '1' ? 'link' : flag === '2' ? 'symlink' : flag === '5' ? 'directory' : 'other';
     // A directory has no data, whatever its size field says: tar-stream (which reads the archive afterwards)
@@ -191,8 +200,10 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
  */
 function entrySize(size: number, last: string | undefined): number {
   if (Number.isSafeInteger(size) && size >= 0) return size;
-  throw new ArchiveFormatError(`the save archive is corrupt: a tar header ${last === undefined ? 'at its start' : `after entry "${last}"`} has no valid size`);
+  throw new ArchiveFormatError(`the save archive is corrupt: a tar header ${after(last)} has no valid size`);
 }
+
+const after = (last: string | undefined) => (last === undefined ? 'at its start' : `after entry "${last}"`);
 
 function truncated(entry: string | undefined): ArchiveFormatError {
   return new ArchiveFormatError(`the save archive is truncated: it ends inside entry "${entry ?? '?'}"`,
