@@ -4,23 +4,20 @@
 // `npm test` starts the daemon and builds the test images first; standalone, run `npm run test-images` before.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { createGunzip } from 'node:zlib';
-import Docker from 'dockerode';
-import { Decompress } from 'fzstd';
 import * as tar from 'tar-stream';
-import { readSaveArchive, type ArchiveEnd, type LayerEntry } from '../../src/layers/archive.js';
+import { readSaveArchive, type ArchiveEnd } from '../../src/layers/archive.js';
 import { hashSaveArchive } from '../../src/layers/hash-pass.js';
 import { LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/layers/legacy-ids.js';
 import type * as Save from '../../src/layers/save-format.js';
-import { TEST_DOCKER_HOST, TEST_IMAGES, testDocker } from '../helpers/daemon.js';
+import { TEST_IMAGES, testDocker } from '../helpers/daemon.js';
 import { buildContainerdSave, buildOciLayoutSave, type BuiltSave } from '../helpers/save-archives.js';
+import { digestsOf } from '../helpers/layer-digests.js';
 
 const docker = testDocker();
 
@@ -54,39 +51,6 @@ async function hashOf(stream: AsyncIterable<Buffer | Uint8Array>, slow = false):
     if (slow && ahead > 5) await sleep(ahead);
   }
   return { digest: `sha256:${hash.digest('hex')}`, bytes };
-}
-
-/** One pass over a layer body: the digest of its bytes as stored (what Clair checks) and decompressed (its diffID). */
-async function digestsOf(layer: LayerEntry): Promise<{ stored: string; diffId: string }> {
-  const stored = createHash('sha256');
-  const plain = createHash('sha256');
-  const sha = (h: ReturnType<typeof createHash>) => `sha256:${h.digest('hex')}`;
-  if (layer.compression === 'none') {
-    for await (const chunk of layer.body) {
-      stored.update(chunk as Buffer);
-      plain.update(chunk as Buffer);
-    }
-  } else if (layer.compression === 'gzip') {
-    const gunzip = createGunzip();
-    gunzip.on('data', (chunk: Buffer) => plain.update(chunk));
-    const ended = once(gunzip, 'end');
-    for await (const chunk of layer.body) {
-      stored.update(chunk as Buffer);
-      if (!gunzip.write(chunk)) await once(gunzip, 'drain');
-    }
-    gunzip.end();
-    await ended;
-  } else {
-    const zstd = new Decompress((chunk) => {
-      plain.update(chunk);
-    });
-    for await (const chunk of layer.body) {
-      stored.update(chunk as Buffer);
-      zstd.push(chunk as Uint8Array);
-    }
-    zstd.push(new Uint8Array(0), true);
-  }
-  return { stored: sha(stored), diffId: sha(plain) };
 }
 
 const images: Record<keyof typeof TEST_IMAGES, RealImage> = {} as Record<keyof typeof TEST_IMAGES, RealImage>;
