@@ -136,7 +136,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
   let last: string | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
-  let pax = new Map<string, string>();
+  let paxData: Buffer | undefined;
   for (;;) {
     const block = await read(pos, BLOCK);
     if (block.length === 0) return; // no end-of-archive blocks: tolerated, as tar-stream does
@@ -162,15 +162,14 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
       const data = await read(offset, size);
       if (data.length < size) throw truncated(last);
-      if (flag === 'x') {
-        const records = paxRecords(data);
-        if (!records) throw new ArchiveFormatError(`the save archive is corrupt: a malformed PAX header ${after(last)}`);
-        pax = records;
-      }
+      if (flag === 'x') paxData = data;
       else if (flag === 'L') longName = cString(data, 0, data.length);
       else longLink = cString(data, 0, data.length);
       continue;
     }
+    // Read only for the entry it applies to: GNU tar ignores one with no entry after it.
+    const pax = paxData === undefined ? new Map<string, string>() : paxRecords(paxData);
+    if (!pax) throw new ArchiveFormatError(`the save archive is corrupt: a malformed PAX header ${after(last)}`);
     // The prefix field is POSIX ustar's ("ustar\0"): GNU headers ("ustar  ") keep atime and ctime there.
     const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
     const prefix = ustar ? cString(block, 345, 155) : '';
@@ -186,7 +185,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     const data = type === 'directory' ? 0 : size;
     pos = offset + padded(data);
     if (total !== undefined && pos > total) throw truncated(rawName); // the padding too: tar-stream reads it
-    pax = new Map();
+    paxData = undefined;
     longName = undefined;
     longLink = undefined;
     const name = normalizeName(rawName);
