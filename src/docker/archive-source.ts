@@ -91,7 +91,8 @@ function numeric(block: Buffer, start: number, length: number): number {
     for (let i = start + 1; i < start + length; i++) value = value * 256 + (block[i] ?? 0);
     return value;
   }
-  // Octal, NUL- or space-padded on either side (tar-stream and GNU tar skip leading NULs too).
+  // Octal, padded with NULs or spaces on either side: leading NULs are skipped as tar-stream, which reads the
+  // archive afterwards, skips them (GNU tar reads such a field as 0).
   const text = block.toString('latin1', start, start + length).replace(/^[\0 ]+|[\0 ]+$/g, '').trim();
   return text === '' ? 0 : Number.parseInt(text, 8);
 }
