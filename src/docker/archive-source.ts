@@ -159,8 +159,9 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       const size = entrySize(numeric(block, 124, 12), last);
       pos = offset + padded(size);
       if (total !== undefined && pos > total) throw truncated(cString(block, 0, 100));
-      if (flag === 'g') continue;
+      // A global header too: the walk skips it, but tar-stream reads it, and not one of gigabytes.
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
+      if (flag === 'g') continue;
       const data = await read(offset, size);
       if (data.length < size) throw truncated(last);
       if (flag === 'x') paxData = data;
