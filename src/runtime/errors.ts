@@ -63,7 +63,7 @@ export class CancelledError extends DockerClairError {
 
 /** The `docker save` stream is not what its format promises: truncated, corrupt, digests mismatching. */
 export class ArchiveFormatError extends DockerClairError {
-  readonly code = 'ARCHIVE_FORMAT';
+  readonly code: string = 'ARCHIVE_FORMAT';
 }
 
 /**
@@ -71,8 +71,8 @@ export class ArchiveFormatError extends DockerClairError {
  * when the daemon wrote it so (Engine 26's containerd image store exports an image pulled while the store already
  * had its layers without the blobs it never downloaded), so the source that made the archive words the hint.
  */
-export class IncompleteArchiveError extends DockerClairError {
-  readonly code = 'ARCHIVE_INCOMPLETE';
+export class IncompleteArchiveError extends ArchiveFormatError {
+  override readonly code = 'ARCHIVE_INCOMPLETE';
   constructor(
     message: string,
     hint: string | undefined,

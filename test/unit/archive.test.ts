@@ -19,7 +19,7 @@ import {
 import { hashSaveArchive } from '../../src/layers/hash-pass.js';
 import { chainIds, LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/layers/legacy-ids.js';
 import type * as Save from '../../src/layers/save-format.js';
-import { ArchiveFormatError, LegacyLayerMappingError } from '../../src/runtime/errors.js';
+import { ArchiveFormatError, IncompleteArchiveError, LegacyLayerMappingError } from '../../src/runtime/errors.js';
 import { chunked, MEDIA, packTar, sha256, type TarSpec, zstdFrame } from '../helpers/save-archives.js';
 
 const hex = (digest: string) => digest.slice(digest.indexOf(':') + 1);
@@ -440,8 +440,10 @@ for (const [feed, size] of FEEDS) {
     it('a RootFS layer never delivered', async () => {
       const save = await legacySave({ layers: [layerA, layerB, layerC], omitLayerOf: 1 });
       const r = await failing(open(save.archive), save.image);
-      assert.ok(r.error instanceof ArchiveFormatError);
-      assert.match((r.error as Error).message, new RegExp(`layer ${save.layers[1]} .* never arrived`));
+      assert.ok(r.error instanceof IncompleteArchiveError, String(r.error));
+      assert.equal(r.error.missing, save.layers[1]);
+      assert.match(r.error.message, new RegExp(`lacks layer 2 of 3 \\(${save.layers[1]}\\), which its own manifest\\.json lists`));
+      assert.doesNotMatch(r.error.hint ?? '', /save the image again/);
     });
 
     it('not a tar, a gzipped save, and a tar that is no save: ArchiveFormatError', async () => {
