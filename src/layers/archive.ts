@@ -203,6 +203,14 @@ export class TarEntries {
     }
     if (result.done) return undefined;
     this.last = normalizeName(result.value.header.name);
+    const size = result.value.header.size;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      // tar-stream hands out a size it cannot decode (some base-256 forms) as null and then waits for data
+      // forever: stop here instead.
+      const error = new ArchiveFormatError(`the save archive is corrupt: entry "${this.last}" has no valid size`);
+      this.destroy(error);
+      throw error;
+    }
     return result.value;
   }
 

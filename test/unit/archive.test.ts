@@ -662,3 +662,26 @@ async function readNames(archive: Buffer): Promise<string[]> {
   }
   return names;
 }
+
+describe('readSaveArchive on a header whose size tar-stream cannot decode', () => {
+  it('a base-256 size tar-stream reads as null: a clear error, not a wait for data that never comes', async () => {
+    const header = Buffer.alloc(512);
+    header.write('manifest.json', 0);
+    header.write('0000644\0', 100);
+    header.write('0000000\0', 108);
+    header.write('0000000\0', 116);
+    header[124] = 0x81; // base-256 with a high byte tar-stream does not take
+    header[135] = 5;
+    header.write('00000000000\0', 136);
+    header.write('        ', 148);
+    header[156] = 0x30;
+    header.write('ustar\0', 257);
+    header.write('00', 263);
+    header.write(`${header.reduce((n, b) => n + b, 0).toString(8).padStart(6, '0')}\0 `, 148);
+    const input = Buffer.concat([header, Buffer.alloc(512, 1), Buffer.alloc(1024)]);
+    const events = readSaveArchive(Readable.from([input]), { id: 'sha256:'.padEnd(71, '0'), diffIds: [] });
+    await assert.rejects(async () => {
+      for await (const event of events) void event;
+    }, (error: unknown) => error instanceof ArchiveFormatError && /entry "manifest\.json" has no valid size/.test(error.message));
+  });
+});
