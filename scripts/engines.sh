@@ -21,7 +21,8 @@
 #   DOCKER_CLAIR_STATE_DIR     state directory (default /var/tmp/docker-clair-test): engines/ under it holds the
 #                              unpacked packages (engines/pkg/<version>) and each engine's data (engines/<NAME>)
 #   DOCKER_CLAIR_ENGINE_SUITE  Debian suite to fetch from (default trixie)
-#   DEBIAN_MIRROR              Debian mirror (default http://deb.debian.org/debian)
+#   DEBIAN_MIRROR              Debian mirror (default: the apt sources' bookworm entry, scripts/debian-mirror.sh;
+#                              the same archive serves trixie)
 set -euo pipefail
 
 PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
@@ -31,7 +32,7 @@ STATE_DIR="${DOCKER_CLAIR_STATE_DIR:-/var/tmp/docker-clair-test}"
 BASE="$STATE_DIR/engines"
 PKG_DIR="$BASE/pkg"
 SUITE="${DOCKER_CLAIR_ENGINE_SUITE:-trixie}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
 START_TIMEOUT=90
 
 log() { printf 'engines: %s\n' "$*" >&2; }
@@ -59,12 +60,14 @@ current_root() {
 }
 
 cmd_fetch() {
-  local root apt_dir opts version dir deb
+  local root apt_dir opts version dir deb MIRROR
   root=$(current_root)
   if [[ -n "$root" ]]; then
     log "cached: $(cat "$PKG_DIR/current/version") in $root"
     return 0
   fi
+  MIRROR=$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh" bookworm) ||
+    die "no bookworm entry found in the apt sources; set DEBIAN_MIRROR to a Debian mirror URL"
   apt_dir="$PKG_DIR/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
   printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$apt_dir/sources.list"
