@@ -9,23 +9,37 @@ export const TEST_IMAGES = {
   multilayer: 'docker-clair-test/multilayer:latest',
 } as const;
 
+/** Runs the docker CLI against the daemon at `host` and returns its trimmed stdout. */
+export function dockerCliAt(host: string, args: string[]): string {
+  return execFileSync('docker', ['-H', host, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim();
+}
+
 /** Runs the docker CLI against the test daemon and returns its trimmed stdout. */
 export function dockerCli(args: string[]): string {
-  return execFileSync('docker', ['-H', TEST_DOCKER_HOST, ...args], { encoding: 'utf8' }).trim();
+  return dockerCliAt(TEST_DOCKER_HOST, args);
 }
 
 /** The local unix socket of the test daemon (these helpers do not dial tcp or ssh daemons). */
 export function testDaemonSocket(): string {
-  if (!TEST_DOCKER_HOST.startsWith('unix://')) throw new Error(`DOCKER_HOST=${TEST_DOCKER_HOST}: these tests need a local unix:// daemon`);
-  return TEST_DOCKER_HOST.slice('unix://'.length);
+  return unixSocketOf(TEST_DOCKER_HOST);
+}
+
+function unixSocketOf(host: string): string {
+  if (!host.startsWith('unix://')) throw new Error(`${host}: these tests need a local unix:// daemon`);
+  return host.slice('unix://'.length);
 }
 
 /**
- * dockerode for the test daemon. Every connection option is given: docker-modem lets DOCKER_* variables
- * override a bare socketPath.
+ * dockerode for the local daemon at `host`. Every connection option is given: docker-modem lets DOCKER_*
+ * variables override a bare socketPath.
  */
-export function testDocker(): Docker {
+export function dockerAt(host: string): Docker {
   return new Docker({
-    socketPath: testDaemonSocket(), host: undefined, port: undefined, protocol: 'http', ca: undefined, cert: undefined, key: undefined,
+    socketPath: unixSocketOf(host), host: undefined, port: undefined, protocol: 'http', ca: undefined, cert: undefined, key: undefined,
   });
+}
+
+/** dockerode for the test daemon. */
+export function testDocker(): Docker {
+  return dockerAt(TEST_DOCKER_HOST);
 }

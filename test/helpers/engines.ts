@@ -1,9 +1,8 @@
 // The Docker engines the export suites run against. scripts/test.sh starts them (the system daemon, plus Debian
 // 13's Engine 26 with the classic and with the containerd image store, scripts/engines.sh) and lists them in
 // DOCKER_CLAIR_TEST_ENGINES; a test file run on its own gets the system daemon only.
-import { execFileSync } from 'node:child_process';
-import Docker from 'dockerode';
-import { TEST_DOCKER_HOST } from './daemon.js';
+import type Docker from 'dockerode';
+import { dockerAt, dockerCliAt, TEST_DOCKER_HOST } from './daemon.js';
 
 export interface TestEngine {
   /** `system`, `classic26`, `containerd26`. */
@@ -29,28 +28,20 @@ let cached: TestEngine[] | undefined;
 export function testEngines(): TestEngine[] {
   cached ??= parseEngines(process.env.DOCKER_CLAIR_TEST_ENGINES);
   if (cached.length === 0) {
-    const version = execFileSync('docker', ['-H', TEST_DOCKER_HOST, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).trim();
+    const version = dockerCliAt(TEST_DOCKER_HOST, ['version', '--format', '{{.Server.Version}}']);
     cached = [{ name: 'system', host: TEST_DOCKER_HOST, version, store: 'classic', label: `Docker ${version} (classic store)` }];
   }
   return cached;
 }
 
-/** The engine with the containerd image store, when this run has one. */
-export function containerdEngine(): TestEngine | undefined {
-  return testEngines().find((e) => e.store === 'containerd');
-}
-
 /** Runs the docker CLI against `engine` and returns its trimmed stdout. */
-export function engineCli(engine: TestEngine, args: string[], options: { input?: string } = {}): string {
-  return execFileSync('docker', ['-H', engine.host, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, ...options }).trim();
+export function engineCli(engine: TestEngine, args: string[]): string {
+  return dockerCliAt(engine.host, args);
 }
 
-/** dockerode for `engine`; every connection option is given, as docker-modem lets DOCKER_* override a bare socketPath. */
+/** dockerode for `engine`. */
 export function engineDocker(engine: TestEngine): Docker {
-  if (!engine.host.startsWith('unix://')) throw new Error(`${engine.host}: the engine helpers dial local unix sockets only`);
-  return new Docker({
-    socketPath: engine.host.slice('unix://'.length), host: undefined, port: undefined, protocol: 'http', ca: undefined, cert: undefined, key: undefined,
-  });
+  return dockerAt(engine.host);
 }
 
 /** The image's ID and RootFS layers on `engine` (on the containerd store the ID is the manifest's digest). */
