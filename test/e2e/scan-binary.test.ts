@@ -1,9 +1,9 @@
 // End to end through the packaged executable: dist/docker-clair installed as a plugin into a temporary
 // DOCKER_CONFIG and run by the real docker CLI (`docker --config <tmp> -H unix://<proxy> clair scan …`), against
-// the real test daemon behind a counting proxy (test/helpers/docker-proxy.ts) and a Clair double running in this
-// process. Covers issue #4's "must show" items that need the real binary: findings and exit codes, no export on a
-// warm rescan, only the new layers sent when Clair knows the base, zero disk (strace + /proc/PID/io), and
-// SIGINT mid-scan (direct and through the docker CLI's plugin socket).
+// each test engine (test/helpers/engines.ts) behind a counting proxy (test/helpers/docker-proxy.ts) and a Clair
+// double running in this process. What needs the real binary: findings and exit codes, no export on a warm
+// rescan, only the new layers sent when Clair knows the base, zero disk (strace + /proc/PID/io), and SIGINT
+// mid-scan (direct and through the docker CLI's plugin socket).
 //
 // Every child is spawned asynchronously: the double answers from this process's event loop.
 import assert from 'node:assert/strict';
@@ -35,7 +35,6 @@ let config = '';
 let installed = '';
 let proxy: DockerProxy;
 
-const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image])) as string[];
 const imageId = (image: string): string => dockerCli(['image', 'inspect', '-f', '{{.Id}}', image]);
 
 before(async () => {
@@ -260,7 +259,6 @@ for (const engine of testEngines()) {
     let proxy: DockerProxy;
     const diffIds = (image: string): string[] => imageFacts(engine, image).diffIds;
     const imageId = (image: string): string => imageFacts(engine, image).id;
-    const dockerScan = (args: string[]): Promise<Finished> => launch('docker', dockerScanArgs(args, proxy)).done;
     before(async () => {
       clair = await startClairDouble();
       proxy = await startDockerProxy(targetOf(engine.host));
@@ -272,7 +270,7 @@ for (const engine of testEngines()) {
 
     it('cold scan of debian12: exit 1, the fixture findings in the JSON report, exactly one export', { timeout: TIMEOUT }, async () => {
       const mark = proxy.requests.length;
-      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12], proxy);
       assert.equal(r.code, 1, describeRun(r));
       const report = parseReport(r.stdout, r);
       assert.equal(report.images.length, 1);
@@ -299,7 +297,7 @@ for (const engine of testEngines()) {
     it('warm rescan: same findings, and the daemon is never asked to export', { timeout: TIMEOUT }, async () => {
       const mark = proxy.requests.length;
       const fetches = imageLayerFetches(clair).length;
-      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12], proxy);
       assert.equal(r.code, 1, describeRun(r));
       const image = parseReport(r.stdout, r).images[0] as JsonImage;
       assert.equal(image.vulnerabilities.find((v) => v.id === 'CVE-2099-0001' && v.package.name === 'libc6')?.severity, 'Critical');
@@ -312,7 +310,7 @@ for (const engine of testEngines()) {
     });
 
     it('--fail-on none: exit 0 with the same findings', { timeout: TIMEOUT }, async () => {
-      const r = await dockerScan(['--clair', clair.url, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12]);
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', '--fail-on', 'none', TEST_IMAGES.debian12], proxy);
       assert.equal(r.code, 0, describeRun(r));
       const image = parseReport(r.stdout, r).images[0] as JsonImage;
       assert.equal(image.verdict, 'pass');
@@ -326,7 +324,7 @@ for (const engine of testEngines()) {
       assert.ok(clair.hasScannedLayer(layers[0] as string), 'the previous tests scanned the base layer');
       const mark = proxy.requests.length;
       const fetches = imageLayerFetches(clair).length;
-      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
+      const r = await dockerScan(['--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer], proxy);
       assert.equal(r.code, 1, describeRun(r));
       const fetched = imageLayerFetches(clair).slice(fetches).map((f) => f.digest);
       assert.deepEqual([...fetched].sort(), layers.slice(1).sort(), 'every layer but the shared base, once each');

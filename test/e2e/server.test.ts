@@ -102,8 +102,8 @@ function leftovers(): string[] {
   return found;
 }
 
-function removeEverything(): void {
-  const quietly = (args: string[]) => spawnSync('docker', ['-H', TEST_DOCKER_HOST, ...args], { stdio: 'ignore' });
+function removeEverything(host = TEST_DOCKER_HOST): void {
+  const quietly = (args: string[]) => spawnSync('docker', ['-H', host, ...args], { stdio: 'ignore' });
   for (const name of [NAMES.clair, NAMES.postgres]) quietly(['rm', '-f', '-v', name]);
   quietly(['network', 'rm', NAMES.network]);
   quietly(['volume', 'rm', NAMES.volume]);
@@ -277,11 +277,7 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
 for (const engine of testEngines().filter((e) => e.host !== TEST_DOCKER_HOST)) {
   describe(`managed Clair on ${engine.label}: up, scan without --clair, down`, { timeout: TIMEOUT }, () => {
     const on = { host: engine.host };
-    after(() => {
-      for (const name of [NAMES.clair, NAMES.postgres]) spawnSync('docker', ['-H', engine.host, 'rm', '-f', '-v', name], { stdio: 'ignore' });
-      spawnSync('docker', ['-H', engine.host, 'network', 'rm', NAMES.network], { stdio: 'ignore' });
-      spawnSync('docker', ['-H', engine.host, 'volume', 'rm', NAMES.volume], { stdio: 'ignore' });
-    });
+    after(() => removeEverything(engine.host));
 
     it('up, then a scan fetches every layer across the bridge network and finds the fixture findings; down --volumes', async () => {
       const port = await freePort();

@@ -38,6 +38,10 @@ function pushToRegistry(registry: Registry, image: string, repo: string): string
 export async function pullTestImages(engine: TestEngine): Promise<PulledImages> {
   const registry = await startRegistry();
   const pulled: string[] = [];
+  const close = async () => {
+    for (const ref of pulled) engineCli(engine, ['rmi', ref]);
+    await registry.close();
+  };
   try {
     const gzipRef = pushToRegistry(registry, REGISTRY_BASE, 'docker-clair-test/registry-base');
     engineCli(engine, ['pull', '-q', gzipRef]);
@@ -51,21 +55,9 @@ export async function pullTestImages(engine: TestEngine): Promise<PulledImages> 
     if (imageFacts(engine, incompleteRef).diffIds[0] !== base) {
       throw new Error(`${incompleteRef} should be built on the ${TEST_IMAGES.debian12} that ${engine.label} holds`);
     }
-    return {
-      gzip: PULLED_GZIP,
-      incomplete: incompleteRef,
-      close: async () => {
-        for (const ref of pulled) engineCli(engine, ['rmi', ref]);
-        await registry.close();
-      },
-    };
+    return { gzip: PULLED_GZIP, incomplete: incompleteRef, close };
   } catch (error) {
-    for (const ref of pulled) {
-      try {
-        engineCli(engine, ['rmi', ref]);
-      } catch { /* best effort */ }
-    }
-    await registry.close();
+    await close().catch(() => { /* the first error is the one to report */ });
     throw error;
   }
 }
