@@ -83,14 +83,12 @@ export DOCKER_CLAIR_TEST_IMAGES=1
 
 # shellcheck disable=SC2317  # invoked through step()
 start_engines() {
-  local out line name host version store json="" engine_lines=()
-  engine_line() { # host -> "engine: Docker <version> (<store> store)", and the JSON entry
-    version=$(docker -H "$1" version --format '{{.Server.Version}}')
-    if [[ "$(docker -H "$1" info --format '{{json .DriverStatus}}')" == *io.containerd.snapshotter.v1* ]]; then
-      store=containerd
-    else
-      store=classic
-    fi
+  local out line name host info version store json="" engine_lines=()
+  engine_line() { # host name -> "engine: Docker <version> (<store> store)", and the JSON entry
+    info=$(docker -H "$1" info --format '{{.ServerVersion}} {{json .DriverStatus}}')
+    version=${info%% *}
+    # The containerd image store shows as a driver whose status names a snapshotter.
+    if [[ "$info" == *io.containerd.snapshotter.v1* ]]; then store=containerd; else store=classic; fi
     engine_lines+=("engine: Docker $version ($store store)")
     json+="${json:+,}{\"name\":\"$2\",\"host\":\"$1\",\"version\":\"$version\",\"store\":\"$store\"}"
   }
