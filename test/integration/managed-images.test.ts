@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
-import * as tar from 'tar-stream';
 import { signJwt } from '../double/jwt.js';
 import { makeTar } from '../double/test-support.js';
 import { testDaemonSocket, testDocker } from '../helpers/daemon.js';

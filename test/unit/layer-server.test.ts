@@ -99,7 +99,7 @@ describe('LayerServer', () => {
     const body = new PassThrough({ highWaterMark: 1024 });
     const done = server.offer(D1, body, 10_000_000);
     body.write(Buffer.alloc(64 * 1024, 1));
-    await new Promise<void>((resolve, reject) => {
+    await new Promise<void>((resolve) => {
       const req = request(server.url(D1), { headers: auth(server) }, (res) => {
         res.once('data', () => {
           req.destroy(); // Clair goes away after the first chunk
