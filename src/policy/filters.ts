@@ -1,4 +1,4 @@
-// The FindingFilters of issue 5, applied by evaluateScan before the threshold decision, in this order:
+// The FindingFilters, applied by evaluateScan before the threshold decision, in this order:
 // the ignore file's rules, then --ignore-unfixed. A suppressed finding keeps the rule that hid it.
 import type { Finding, ImageScan } from '../findings/model.js';
 import { ruleSource, type IgnoreRule } from './ignore-file.js';

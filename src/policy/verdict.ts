@@ -1,6 +1,6 @@
 // The pass/fail decision for one image, and the process exit code over several. Pure: no I/O, no clock.
 //
-// Pipeline for one image (issue 5 plugs in at step 1):
+// Pipeline for one image:
 //   1. filterFindings(scan, filters): each FindingFilter (ignore file, --ignore-unfixed …) may suppress a
 //      finding, naming its rule and reason; suppressed findings are kept aside for the reports, never dropped.
 //   2. decideVerdict(scan, { failOn }, filtered): untrusted when the scan carries any trust signal; otherwise
@@ -39,7 +39,10 @@ export interface Suppression {
 /** What a filter says when it suppresses a finding. */
 export type SuppressionHit = Omit<Suppression, 'finding'>;
 
-/** The seam for issue 5: the ignore file and --ignore-unfixed are filters applied before the verdict. */
+/**
+ * A rule that may suppress a finding before the verdict (the ignore file, --ignore-unfixed): suppression comes
+ * first so an ignored finding can never fail the scan.
+ */
 export interface FindingFilter {
   /** Returns why the finding is suppressed, or undefined to keep it. */
   suppress(finding: Finding, scan: ImageScan): SuppressionHit | undefined;

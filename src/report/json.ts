@@ -8,9 +8,9 @@
 // (severity descending, then id, package). Clair text is emitted verbatim; JSON escaping makes control
 // characters inert.
 //
-// Version 2 (issue 5): `vulnerabilities` lists only what is neither ignored nor hidden by --min-severity;
+// schemaVersion 2: `vulnerabilities` lists only what is neither ignored nor hidden by --min-severity;
 // ignored findings move to `ignored` with the rule that hid them; `summary` counts the findings left after the
-// ignore rules (hidden ones included), `hidden` says how many rows --min-severity hid. New: `minSeverity`,
+// ignore rules (hidden ones included), `hidden` says how many rows --min-severity hid. It also carries `minSeverity`,
 // `ignoreFile`, `ignoreUnfixed`, `expiredRules`.
 //
 // {

@@ -91,7 +91,7 @@ async function scanAll(
   }
   let indexerUrl = options.indexerUrl ?? options.clairUrl;
   let matcherUrl = options.matcherUrl ?? options.clairUrl;
-  // Issue 7: without --clair/CLAIR_ADDR, the managed Clair (docker clair server up), with its own PSK.
+  // Without --clair/CLAIR_ADDR, the managed Clair (docker clair server up), with its own PSK.
   let managed: ManagedClairEndpoint | undefined;
   if (!indexerUrl || !matcherUrl) {
     const { findManagedClair } = await import('../server/discover.js');
@@ -100,7 +100,7 @@ async function scanAll(
     indexerUrl = managed.url;
     matcherUrl = managed.url;
   }
-  // Issue 5: the ignore file is read and checked before anything is exported (a bad file fails fast, exit 2).
+  // The ignore file is read and checked before anything is exported, so a bad file fails fast (exit 2).
   const clock = deps.clock ?? (() => new Date());
   const policy = await loadRunPolicy(options, { now: clock(), log, ...(deps.cwd ? { cwd: deps.cwd } : {}) });
   const psk = managed ? managed.psk : pskFromEnv(deps.env);
@@ -110,7 +110,7 @@ async function scanAll(
     ? await daemonImages(options, globals, deps, signal)
     : await inputImages(options.input, options.images, deps, signal);
 
-  // Issue 6: --clair-api auto probes Clair once; v1 (Clair 1.x/2.x) goes through scan-image-v1.
+  // --clair-api auto probes Clair once; v1 (Clair 1.x/2.x) goes through scan-image-v1.
   const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal });
   log.debug(`Clair API: ${api.api} (${api.why})`);
   const clairV1 = api.api === 'v1' ? await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) }) : undefined;
