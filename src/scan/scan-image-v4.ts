@@ -76,15 +76,16 @@ export async function scanImageV4(ctx: ScanImageV4Context): Promise<ScanImageV4R
 
   ctx.progress({ stage: 'match', image: archive.ref });
   const result = await clair.vulnerabilityReport(id, signal);
-  const engine = { api: 'v4' as const, url: ctx.clairUrl };
   const ref = { ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}) };
   let scan: ImageScan;
   if (result.kind === 'not-indexed') {
     throw new ClairProtocolError(`Clair reports no finished index for ${id} right after indexing it`,
       'another client may have deleted it meanwhile; run the scan again');
   } else if (result.kind === 'empty-database') {
-    const report = await clair.getIndexReport(id, signal);
-    scan = { image: ref, engine, packageCount: Object.keys(report?.packages ?? {}).length, findings: [], trust: [] };
+    // No matching ran, but the index report still says what the image is (packages, distribution).
+    const indexReport = await clair.getIndexReport(id, signal);
+    const nothingMatched = { manifest_hash: id, packages: {}, distributions: {}, environments: {}, vulnerabilities: {}, package_vulnerabilities: {} };
+    scan = { ...toImageScan(nothingMatched, { image: ref, url: ctx.clairUrl, ...(indexReport ? { indexReport } : {}) }), trust: [] };
     scan.trust.push({
       kind: 'empty-database',
       message: "Clair's vulnerability database is empty (its updaters have not finished a first run); no result can be trusted yet",
