@@ -18,13 +18,20 @@
 #                                          test/double/clair-main.ts bundled by esbuild, the vulnerability fixture.
 #                                          ENTRYPOINT /bin/clair, CLAIR_CONF=/config/config.yaml, CLAIR_MODE=combo,
 #                                          EXPOSE 6060 8089, label org.opencontainers.image.version=4.9.0-double.
+#   docker-clair-test/clair-real:latest    the real Clair v4.9.0: test/images/clair-real/, FROM debian12, `clair` and
+#                                          `clairctl` from scripts/real-clair.sh's build cache (built there with Go
+#                                          through the module proxy when missing) at /usr/bin, with the interface of
+#                                          quay/clair's Dockerfile: ENTRYPOINT /usr/bin/clair, VOLUME /config,
+#                                          EXPOSE 6060, CLAIR_CONF=/config/config.yaml, CLAIR_MODE=combo, USER
+#                                          nobody:nogroup, WORKDIR /run, label org.opencontainers.image.version=4.9.0.
 #   docker-clair-test/registry-base:latest FROM scratch: debian12's os-release files and dpkg status in three COPY
 #                                          layers of its own (no layer shared with the other images), for the
 #                                          tests that push it to a local registry and pull it into Engine 26's
 #                                          containerd store, which then keeps the registry's gzip blobs. Skipped
 #                                          when it carries the current debian12's id as a label.
-#   postgres and clair-double carry the label org.docker-clair.test.inputs = a hash of their inputs (recipe files,
-#   base image id; for clair-double also the double's sources, the fixture, package-lock.json, pkg.config.json):
+#   postgres, clair-double and clair-real carry the label org.docker-clair.test.inputs = a hash of their inputs
+#   (recipe files, base image id; for clair-double also the double's sources, the fixture, package-lock.json,
+#   pkg.config.json; for clair-real the two binaries):
 #   skipped when the tag exists with that label, rebuilt otherwise. See test/double/README.md for both interfaces.
 #
 # Usage: scripts/test-images.sh [--rebuild]
@@ -50,6 +57,8 @@ PG_SRC="$ROOT/test/images/postgres"
 PG_PACKAGE=postgresql-15
 CLAIR_TAG="docker-clair-test/clair-double:latest"
 CLAIR_SRC="$ROOT/test/images/clair-double"
+REAL_TAG="docker-clair-test/clair-real:latest"
+REAL_SRC="$ROOT/test/images/clair-real"
 REGBASE_TAG="docker-clair-test/registry-base:latest"
 REGBASE_LABEL="org.docker-clair.test.base"
 # Label holding the hash of an image's inputs: the tag is reused only while it matches. Bump RECIPE_VERSION when a
@@ -387,6 +396,29 @@ build_clair_double() { # inputs-hash
   log "$CLAIR_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$CLAIR_TAG")")"
 }
 
+# The real Clair: its binaries come from scripts/real-clair.sh's build cache (built once per version).
+real_clair_bin() { bash "$ROOT/scripts/real-clair.sh" build </dev/null; }
+real_inputs_hash() { # bin-dir
+  hash_inputs "$REAL_TAG" "$REAL_SRC/Dockerfile" "$1/clair" "$1/clairctl"
+}
+
+build_clair_real() { # inputs-hash (REAL_BIN set)
+  local work ctx t0 hash=$1
+  t0=$(now_ms)
+  work=$(make_temp_dir docker-clair-real)
+  ctx="$work/context"
+  mkdir -p "$ctx"
+  cp "$REAL_SRC/Dockerfile" "$REAL_BIN/clair" "$REAL_BIN/clairctl" "$ctx/"
+  chmod 755 "$ctx/clair" "$ctx/clairctl"
+  find "$ctx" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  log "docker build (legacy builder, --network none) -> $REAL_TAG (clair $(du -h "$ctx/clair" | cut -f1), clairctl $(du -h "$ctx/clairctl" | cut -f1))"
+  docker_build "$REAL_TAG" "$ctx" "$hash"
+  rm -rf --one-file-system "$work"
+  docker run --rm --network none --entrypoint clairctl "$REAL_TAG" --help >/dev/null ||
+    die "$REAL_TAG: clairctl --help failed"
+  log "$REAL_TAG built in $(secs_since "$t0"): $(human_size "$(image_size "$REAL_TAG")")"
+}
+
 # An image labelled with the hash of its inputs: kept while the label matches, else built by build_fn HASH.
 build_if_stale() { # tag old-id inputs-hash build_fn
   local tag=$1 old=$2 hash=$3 build_fn=$4
@@ -400,7 +432,7 @@ build_if_stale() { # tag old-id inputs-hash build_fn
 
 # ---------------------------------------------------------------------------------------------------------------------
 main() {
-  local t_start old_base old_multi old_pg old_clair old_regbase hash
+  local t_start old_base old_multi old_pg old_clair old_real old_regbase hash
   t_start=$(now_ms)
   have docker || die "docker CLI not found (scripts/docker-daemon.sh start installs it)"
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
@@ -418,6 +450,7 @@ main() {
   old_multi=$(image_id "$MULTI_TAG")
   old_pg=$(image_id "$PG_TAG")
   old_clair=$(image_id "$CLAIR_TAG")
+  old_real=$(image_id "$REAL_TAG")
 
   if ((REBUILD == 0)) && [[ -n "$old_base" ]]; then
     log "$BASE_TAG exists ($(human_size "$(image_size "$BASE_TAG")")); skipping (--rebuild forces)"
@@ -445,18 +478,21 @@ main() {
   build_if_stale "$PG_TAG" "$old_pg" "$hash" build_postgres
   hash=$(clair_inputs_hash)
   build_if_stale "$CLAIR_TAG" "$old_clair" "$hash" build_clair_double
+  REAL_BIN=$(real_clair_bin) || die "cannot build the real Clair (scripts/real-clair.sh build, above)"
+  hash=$(real_inputs_hash "$REAL_BIN")
+  build_if_stale "$REAL_TAG" "$old_real" "$hash" build_clair_real
 
   # Drop the images the new tags replaced (best effort; they may still be in use). Children first.
   local old current
-  current=" $(image_id "$MULTI_TAG") $(image_id "$BASE_TAG") $(image_id "$PG_TAG") $(image_id "$CLAIR_TAG") $(image_id "$REGBASE_TAG") "
-  for old in "$old_clair" "$old_pg" "$old_regbase" "$old_multi" "$old_base"; do
+  current=" $(image_id "$MULTI_TAG") $(image_id "$BASE_TAG") $(image_id "$PG_TAG") $(image_id "$CLAIR_TAG") $(image_id "$REAL_TAG") $(image_id "$REGBASE_TAG") "
+  for old in "$old_real" "$old_clair" "$old_pg" "$old_regbase" "$old_multi" "$old_base"; do
     [[ -n "$old" ]] || continue
     if [[ "$current" != *" $old "* ]]; then
       if docker image rm "$old" >/dev/null 2>&1; then log "removed replaced image ${old#sha256:}"; fi
     fi
   done
 
-  log "ready in $(secs_since "$t_start"): $BASE_TAG $(layer_count "$BASE_TAG") layer(s), $MULTI_TAG $(layer_count "$MULTI_TAG") layers, $PG_TAG, $CLAIR_TAG"
+  log "ready in $(secs_since "$t_start"): $BASE_TAG $(layer_count "$BASE_TAG") layer(s), $MULTI_TAG $(layer_count "$MULTI_TAG") layers, $PG_TAG, $CLAIR_TAG, $REAL_TAG"
 }
 
 main
