@@ -95,6 +95,7 @@ start_postgres() {
   if pg_running; then return; fi
   mkdir -p "$(pg_socket_dir)" "$STATE/pg-log"
   chown postgres: "$(pg_socket_dir)" "$STATE/pg-log"
+  as_postgres test -x "$STATE" || die "the postgres user cannot reach $STATE: make its parent directories traversable (chmod o+x)"
   if [[ ! -f "$STATE/pg/PG_VERSION" ]]; then
     mkdir -p "$STATE/pg"
     chown postgres: "$STATE/pg"

@@ -7,29 +7,27 @@
 //
 // Every child is spawned asynchronously: the double answers from this process's event loop.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startClairDouble, type ClairDouble, type ClairDoubleOptions, type ManifestInfo } from '../double/server.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { imageFacts, testEngines } from '../helpers/engines.js';
-import { assertValidReport } from '../helpers/report-schema.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy, type ProxiedRequest } from '../helpers/docker-proxy.js';
-import { fileWrites, isHarmlessDevice, parseStrace, processTree, straceArgs, straceAvailable } from '../helpers/strace.js';
+import { isHarmlessDevice, straceAvailable } from '../helpers/strace.js';
+import {
+  assertNothingWritten, describeRun, installPlugin, launch as launchChild, parseReport, stderrLines, tracedDockerScan as tracedScan,
+  type Finished, type InstalledPlugin, type JsonImage, type Launched, type TracedScan,
+} from '../helpers/plugin-run.js';
 import { imageLayerFetches } from '../helpers/layer-fetches.js';
 import { until } from '../helpers/wait.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BINARY = path.join(ROOT, 'dist', 'docker-clair');
 const TIMEOUT = 180_000;
-/** A child still running after this is killed (its whole process group), so a hang fails instead of blocking. */
-const CHILD_DEADLINE_MS = 150_000;
 
+let plugin: InstalledPlugin;
 let scratch = '';
 let config = '';
 let installed = '';
@@ -38,80 +36,21 @@ let proxy: DockerProxy;
 const imageId = (image: string): string => dockerCli(['image', 'inspect', '-f', '{{.Id}}', image]);
 
 before(async () => {
-  assert.ok(existsSync(BINARY), `${BINARY} is missing: run \`npm run package\` first (npm test does)`);
-  scratch = mkdtempSync(path.join(os.tmpdir(), 'docker-clair-scan-e2e-'));
-  config = path.join(scratch, 'docker-config');
-  const install = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'install-plugin.mjs')], {
-    env: { ...process.env, DOCKER_CONFIG: config }, encoding: 'utf8', timeout: 120_000,
-  });
-  assert.equal(install.status, 0, `install-plugin failed:\n${install.stdout}\n${install.stderr}`);
-  installed = path.join(config, 'cli-plugins', 'docker-clair');
-  assert.ok(existsSync(installed), `install-plugin did not create ${installed}`);
+  plugin = installPlugin('docker-clair-scan-e2e-');
+  ({ scratch, config, installed } = plugin);
   proxy = await startDockerProxy(targetOf(TEST_DOCKER_HOST));
 });
 
 after(async () => {
   await proxy?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  plugin?.remove();
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Running the binary
 
-/** The environment of every child: nothing that could pick another daemon, config or Clair. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (/^(DOCKER_|CLAIR_)/.test(k)) delete env[k];
-  }
-  env.NO_COLOR = '1';
-  return env;
-}
-
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** What arrived on extra pipes (fd 3, 4, …), in order. */
-  extra: string[];
-}
-
-interface Launched {
-  child: ChildProcess;
-  done: Promise<Finished>;
-}
-
-/** Starts a child in its own process group (so a watchdog can kill everything it started) with piped stdio. */
 function launch(cmd: string, args: string[], options: { extraPipes?: number } = {}): Launched {
-  const extraPipes = options.extraPipes ?? 0;
-  const child = spawn(cmd, args, {
-    env: childEnv(),
-    cwd: scratch,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe', ...Array.from({ length: extraPipes }, () => 'pipe' as const)],
-  });
-  const chunks: string[][] = Array.from({ length: 2 + extraPipes }, () => []);
-  for (let fd = 1; fd < 3 + extraPipes; fd++) {
-    const stream = child.stdio[fd] as NodeJS.ReadableStream | null;
-    stream?.setEncoding('utf8');
-    stream?.on('data', (s: string) => chunks[fd - 1]?.push(s));
-  }
-  const watchdog = setTimeout(() => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch { /* already gone */ }
-  }, CHILD_DEADLINE_MS);
-  watchdog.unref();
-  const done = new Promise<Finished>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(watchdog);
-      const text = chunks.map((c) => c.join(''));
-      resolve({ code, signal, stdout: text[0] ?? '', stderr: text[1] ?? '', extra: text.slice(2) });
-    });
-  });
-  return { child, done };
+  return launchChild(cmd, args, { cwd: scratch, ...options });
 }
 
 /** `docker --config <tmp> -H unix://<proxy> clair scan ARGS`, through the proxy of the system daemon or of `via`. */
@@ -121,33 +60,6 @@ function dockerScanArgs(args: string[], via: DockerProxy = proxy): string[] {
 
 function dockerScan(args: string[], via?: DockerProxy): Promise<Finished> {
   return launch('docker', dockerScanArgs(args, via)).done;
-}
-
-function describeRun(r: Finished): string {
-  return `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout.slice(0, 4000)}\n--- stderr\n${r.stderr}`;
-}
-
-function stderrLines(r: Finished): string[] {
-  return r.stderr.split('\n').filter((l) => l !== '');
-}
-
-interface JsonImage {
-  image: { ref: string; id: string };
-  verdict: string;
-  reason: string;
-  packageCount: number;
-  vulnerabilities: { id: string; severity: string; package: { name: string; version: string }; fixedIn: string | null; layer: string | null }[];
-}
-
-function parseReport(text: string, run?: Finished): { images: JsonImage[] } {
-  let doc: { images: JsonImage[] };
-  try {
-    doc = JSON.parse(text) as { images: JsonImage[] };
-  } catch (error) {
-    throw new Error(`the report is not JSON (${(error as Error).message})${run ? `\n${describeRun(run)}` : ''}`);
-  }
-  assertValidReport(text); // the packaged binary's JSON matches schema/report.schema.json too
-  return doc;
 }
 
 function exports(requests: ProxiedRequest[]): ProxiedRequest[] {
@@ -385,41 +297,8 @@ describe('docker clair scan through the docker CLI: untrusted results and errors
 // ---------------------------------------------------------------------------------------------------------------------
 // Zero disk
 
-interface TracedScan {
-  run: Finished;
-  /** Calls of the plugin process (all its threads) that can write to the file system. */
-  writes: ReturnType<typeof fileWrites>;
-  pluginPids: Set<number>;
-  /** /proc/<sh>/io after the traced tree was reaped: the I/O of strace, docker and the plugin together. */
-  io: Record<string, number>;
-}
-
-/**
- * `docker clair scan ARGS` under `strace -f`, inside `sh -c` whose /proc/$$/io is read once strace (and with it
- * docker and the plugin) has been reaped: Linux adds a reaped child's I/O counters to its parent's. strace's own
- * output goes through a pipe to this process (fd 3), not to a file; the io counters come back on fd 4.
- */
-async function tracedDockerScan(args: string[], via?: DockerProxy): Promise<TracedScan> {
-  const script = 'strace "$@"; rc=$?; cat /proc/$$/io >&4; exit $rc';
-  const launched = launch('sh', ['-c', script, 'sh', ...straceArgs('|cat >&3'), 'docker', ...dockerScanArgs(args, via)], { extraPipes: 2 });
-  const run = await launched.done;
-  const events = parseStrace(run.extra[0] ?? '');
-  const pluginPids = processTree(events, (file, argv) => file === installed && argv.includes('scan'));
-  assert.ok(pluginPids.size > 1,
-    `strace did not show the plugin's execve and threads:\n${describeRun(run)}\n--- strace\n${(run.extra[0] ?? '').slice(0, 3000)}`);
-  const io = Object.fromEntries((run.extra[1] ?? '').split('\n').filter(Boolean).map((l) => {
-    const [k = '', v = ''] = l.split(':');
-    return [k.trim(), Number(v.trim())];
-  }));
-  assert.equal(typeof io.write_bytes, 'number', `no /proc/PID/io counters:\n${run.extra[1]}`);
-  return { run, writes: fileWrites(events, pluginPids), pluginPids, io };
-}
-
-/** The traced run made no write-mode open, create, rename, truncate or mkdir, and the kernel counted 0 bytes written. */
-function assertNothingWritten(t: Awaited<ReturnType<typeof tracedDockerScan>>): void {
-  const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
-  assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
-  assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+function tracedDockerScan(args: string[], via?: DockerProxy): Promise<TracedScan> {
+  return tracedScan(plugin, dockerScanArgs(args, via));
 }
 
 describe('zero disk: the plugin writes no image bytes', () => {
