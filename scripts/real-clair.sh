@@ -12,6 +12,7 @@
 #   npm run real-clair -- status         what runs, where, and how many vulnerabilities are loaded
 #   npm run real-clair -- down           stop what `up` started and remove its state (the build cache stays)
 #   npm run real-clair -- pid            the Clair process's pid (tests stop it mid-scan)
+#   npm run real-clair -- version        the built Clair's version line (clairctl --version)
 #
 # PostgreSQL listens on a Unix socket in the state directory only (no TCP port); Clair's API and introspection
 # servers listen on 127.0.0.1 only. Clair is built with `go install` from a throwaway module that requires
@@ -63,9 +64,12 @@ build() {
     cd "$work"
     export GOFLAGS="${GOFLAGS:-} -buildvcs=false" GOTOOLCHAIN=local GOBIN="$work/bin"
     go mod init docker-clair.test/real-clair-build >/dev/null 2>&1
-    go get "github.com/quay/clair/v4/cmd/clair@$VERSION" "github.com/quay/clair/v4/cmd/clairctl@$VERSION" >&2
-    # The flags of Clair's own Dockerfile build: no debug info, no local paths.
-    go install -trimpath -ldflags='-s -w' github.com/quay/clair/v4/cmd/clair github.com/quay/clair/v4/cmd/clairctl >&2
+    go get "github.com/quay/clair/v4/cmd/clair@$VERSION" "github.com/quay/clair/v4/cmd/clairctl@$VERSION" >get.log 2>&1 ||
+      { cat get.log >&2; exit 1; }
+    # The flags of Clair's own Dockerfile build: no debug info, no local paths, and the version it reports (the
+    # build info names this throwaway module as the main one, so Clair could not tell its version by itself).
+    go install -trimpath -ldflags="-s -w -X 'github.com/quay/clair/v4/cmd.Version=$VERSION'" \
+      github.com/quay/clair/v4/cmd/clair github.com/quay/clair/v4/cmd/clairctl >&2
   ) || die "building Clair $VERSION failed (above); GOPROXY=$(go env GOPROXY) GOFLAGS=$(go env GOFLAGS) GOTOOLCHAIN=$(go env GOTOOLCHAIN)"
   mkdir -p "$(dirname "$BIN")"
   rm -rf "$BIN"
@@ -263,10 +267,11 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   build) build && echo "$BIN" ;;
+  version) build && "$BIN/clairctl" --version 2>/dev/null | tail -n 1 ;;
   up) up "$@" ;;
   import) import "$@" ;;
   status) status ;;
   down) down ;;
   pid) clair_running && clair_pid || die "Clair is not running" ;;
-  *) die "usage: real-clair build | up [--psk] | import FILE | status | down | pid" ;;
+  *) die "usage: real-clair build | up [--psk] | import FILE | status | down | pid | version" ;;
 esac

@@ -51,6 +51,16 @@ cleanup() {
     fi
   fi
   if [[ -n "$TAP_FILE" ]]; then rm -f "$TAP_FILE"; fi
+  # Real Clair instances whose test process is gone (killed or crashed: each test stops its own); another run's
+  # live ones are left alone.
+  local dir owner
+  for dir in /var/tmp/docker-clair-test/real-clair/test-*; do
+    [[ -d "$dir" ]] || continue
+    owner=$(cat "$dir/owner" 2>/dev/null || true)
+    if [[ -n "$owner" && -d /proc/$owner ]]; then continue; fi
+    REAL_CLAIR_STATE=$dir/instance bash "$ROOT/scripts/real-clair.sh" down || true
+    rm -rf "$dir"
+  done
 }
 trap cleanup EXIT
 # bash skips the EXIT trap when an untrapped signal kills it: turn INT/TERM (Ctrl-C, CI timeouts) into exits,
@@ -77,6 +87,16 @@ start_daemon() {
   export DOCKER_HOST
 }
 step "docker daemon" start_daemon
+
+# shellcheck disable=SC2317  # invoked through step()
+build_real_clair() {
+  bash "$ROOT/scripts/real-clair.sh" build >/dev/null
+  CLAIR_LINE="clair: $(bash "$ROOT/scripts/real-clair.sh" version) (the real Clair, built from source)"
+  printf '%s\n' "$CLAIR_LINE"
+}
+CLAIR_LINE=""
+# Before the test images: the real Clair's image is built from these binaries.
+step "real Clair" build_real_clair
 
 step "test images" npm run --silent test-images
 export DOCKER_CLAIR_TEST_IMAGES=1
@@ -159,5 +179,6 @@ TAP_FILE=""
 trap - EXIT
 log "summary (total $(secs_since "$T_START"), exit code $rc)"
 if [[ -n "$ENGINE_LINES" ]]; then printf '%s\n' "$ENGINE_LINES"; fi
+if [[ -n "$CLAIR_LINE" ]]; then printf '%s\n' "$CLAIR_LINE"; fi
 if [[ -n "$summary" ]]; then printf '%s\n' "$summary"; else echo "(no summary lines from the test runner)"; fi
 exit "$rc"

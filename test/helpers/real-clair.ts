@@ -1,7 +1,7 @@
 // The real Clair v4 for the tests: each instance is `scripts/real-clair.sh` with a state directory of its own
 // (its PostgreSQL cluster, config, logs), so suites can hold an empty one, a loaded one and a PSK one at once.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,7 @@ export async function startRealClair(options: { psk?: string } = {}): Promise<Re
   const dir = mkdtempSync(path.join(STATE_ROOT, 'test-'));
   chmodSync(dir, 0o711); // PostgreSQL runs as the postgres user, which must reach its data directory
   const state = path.join(dir, 'instance');
+  writeFileSync(path.join(dir, 'owner'), `${process.pid}\n`); // scripts/test.sh stops instances whose owner died
   const env = options.psk ? { CLAIR_PSK: options.psk } : {};
   let out: string;
   try {
