@@ -8,6 +8,7 @@ import { toScanOptions, withScanOptions, type RawScanArgs, type ScanOptions } fr
 import {
   toServerOptions,
   withDownOptions,
+  withImportOptions,
   withLogsOptions,
   withStatusOptions,
   withUpOptions,
@@ -111,7 +112,7 @@ export async function parseCommandLine(
         invocation = { kind: 'scan', options: toScanOptions(args as RawScanArgs, env) };
       },
     )
-    .command('server', 'Run a local Clair in Docker for scans (up, status, logs, down)', (y) => {
+    .command('server', 'Run a local Clair in Docker for scans (up, import, status, logs, down)', (y) => {
       const server = (action: ServerOptions['action']) => (args: unknown) => {
         rawDocker = args as RawDockerArgs;
         invocation = { kind: 'server', options: toServerOptions(action, args as RawServerArgs) };
@@ -123,10 +124,15 @@ export async function parseCommandLine(
             `Usage:  ${name} server up [OPTIONS]\n\nStart Clair v4 and PostgreSQL in containers (network ${'docker-clair'}, API on 127.0.0.1 only).\n` +
               'Exit status: 0 ready, 2 error, 3 running but the first vulnerability update has not finished.',
           ), server('up'))
+        .command('import <file>', 'Load a "clairctl export-updaters" file into the local Clair (air-gapped use)', (yy) =>
+          withImportOptions(yy).usage(
+            `Usage:  ${name} server import [OPTIONS] FILE\n\nLoad vulnerability data exported on a connected machine (clairctl export-updaters) into the\n` +
+              'running local Clair with clairctl import-updaters. Exit status: 0 imported, 2 error.',
+          ), server('import'))
         .command('status', 'Show the local Clair (exit 0 ready, 3 database still empty, 2 down)', (yy) => withStatusOptions(yy), server('status'))
         .command('logs', "Show Clair's logs", (yy) => withLogsOptions(yy), server('logs'))
         .command('down', 'Stop and remove the local Clair (the database volume is kept unless --volumes)', (yy) => withDownOptions(yy), server('down'))
-        .demandCommand(1, `"${name} server" requires a command: up, status, logs or down`);
+        .demandCommand(1, `"${name} server" requires a command: up, import, status, logs or down`);
     })
     .command('version', 'Show the docker-clair version information', {}, (args) => {
       rawDocker = args as RawDockerArgs;

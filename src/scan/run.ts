@@ -122,6 +122,7 @@ async function scanAll(
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;
 
+  const dataAge = { maxAgeMs: options.maxDbAgeMs, now: clock, warned: false };
   const outcomes: ImageOutcome[] = [];
   for (const { ref, open } of images.targets) {
     try {
@@ -132,7 +133,7 @@ async function scanAll(
           ...(options.v1BufferBytes !== undefined ? { bufferCap: options.v1BufferBytes } : {}),
         })
         : await scanImageV4({
-          archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal,
+          archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal, dataAge,
         });
       const steps = images.layerSteps?.(result.scan.image.id);
       if (steps) result.scan.layers = steps;

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ClairV4Client } from '../clair/v4/client.js';
 import { toImageScan } from '../clair/v4/normalise.js';
+import { staleDataWarning } from '../clair/v4/update-age.js';
 import type * as V4 from '../clair/v4/wire.js';
 import type { ImageScan, TrustSignal } from '../findings/model.js';
 import type { LayerBinding } from '../layers/advertise.js';
@@ -42,6 +43,8 @@ export interface ScanImageV4Context {
   log: Logger;
   progress: ProgressSink;
   signal: AbortSignal;
+  /** --max-db-age: one warning per run (`warned`, shared by its images) when Clair's data is older than maxAgeMs. */
+  dataAge?: { maxAgeMs: number; now: () => Date; warned: boolean };
 }
 
 export interface ScanImageV4Result {
@@ -260,6 +263,14 @@ async function updaterSignals(ctx: ScanImageV4Context, scan: ImageScan): Promise
   const names = Object.keys(operations);
   if (names.length === 0) {
     return [{ kind: 'empty-database', message: 'Clair has never completed a vulnerability update (update_operation is empty)' }];
+  }
+  // Old data is not untrusted data: the findings it gives are real, only newer advisories are missing.
+  if (ctx.dataAge && !ctx.dataAge.warned) {
+    const warning = staleDataWarning(operations, ctx.dataAge.maxAgeMs, ctx.dataAge.now());
+    if (warning) {
+      ctx.dataAge.warned = true;
+      ctx.log.warn(warning);
+    }
   }
   const did = scan.distribution?.id;
   if (did && !names.some((n) => updaterMatches(n, did))) {

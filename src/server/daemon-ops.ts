@@ -98,6 +98,52 @@ export async function execExitCode(container: Dockerode.Container, cmd: string[]
   return info.ExitCode ?? -1;
 }
 
+export interface ExecResult {
+  exitCode: number;
+  /** stdout and stderr as the command wrote them, its last 64 KiB at most. */
+  output: string;
+}
+
+const EXEC_OUTPUT_LIMIT = 64 * 1024;
+
+/** Runs a command in a running container (as `user`, default the container's) and keeps what it wrote. */
+export async function execCapture(container: Dockerode.Container, cmd: string[], options: { user?: string },
+  signal: AbortSignal): Promise<ExecResult> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, ...(options.user ? { User: options.user } : {}) });
+  const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Readable;
+  // Without a TTY the stream is frames (8-byte header: stream, 3 zero bytes, big-endian length; then the payload).
+  let pending: Buffer = Buffer.alloc(0);
+  const payloads: Buffer[] = [];
+  let held = 0;
+  const take = (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const length = pending.readUInt32BE(4);
+      if (pending.length < 8 + length) break;
+      payloads.push(pending.subarray(8, 8 + length));
+      held += length;
+      pending = pending.subarray(8 + length);
+      while (held > EXEC_OUTPUT_LIMIT && payloads.length > 1) held -= payloads.shift()!.length;
+    }
+  };
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = () => stream.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    stream.on('error', (e) => (signal.aborted ? done() : reject(e)));
+    stream.on('close', done);
+    stream.on('end', done);
+    stream.on('data', take);
+  });
+  signal.throwIfAborted();
+  const info = await exec.inspect();
+  const output = Buffer.concat(payloads).toString('utf8');
+  return { exitCode: info.ExitCode ?? -1, output: output.length > EXEC_OUTPUT_LIMIT ? output.slice(-EXEC_OUTPUT_LIMIT) : output };
+}
+
 /** The last `lines` lines a container wrote (stdout and stderr interleaved as the daemon stored them). */
 export async function tailLogs(container: Dockerode.Container, lines: number): Promise<string[]> {
   try {

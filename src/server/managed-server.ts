@@ -9,7 +9,9 @@ import { ClairV4Client } from '../clair/v4/client.js';
 import type * as V4 from '../clair/v4/wire.js';
 import { ClairAuthError, ClairUnreachableError, DockerClairError, ManagedClairError, ManagedClairNotUpdatedError } from '../runtime/errors.js';
 import { packTar } from '../layers/pack.js';
-import { clairConfig } from './config.js';
+import { newestUpdate } from '../clair/v4/update-age.js';
+import { EMPTY_MAPPING, clairConfig } from './config.js';
+import { importUpdates, type UpdatesFile } from './import.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonMessage } from '../docker/image-source.js';
 import { ensureImage, execExitCode, inspectOrUndefined, statusOf, tailLogs } from './daemon-ops.js';
@@ -17,6 +19,8 @@ import {
   CLAIR_API_PORT,
   CLAIR_CONFIG_PATH,
   CLAIR_CONTAINER,
+  CLAIR_MAPPING_PATH,
+  LABEL_AIR_GAPPED,
   LABEL_MANAGED,
   LABEL_PORT,
   LABEL_ROLE,
@@ -45,6 +49,11 @@ export interface UpOptions {
   signal: AbortSignal;
   /** How often readiness is polled (tests shorten it). */
   pollMs?: number;
+  /**
+   * Air-gapped: start Clair with its updaters off and the offline config (kept by every later start), then load
+   * this `clairctl export-updaters` file instead of waiting for an updater run.
+   */
+  importFile?: UpdatesFile;
 }
 
 export interface UpResult {
@@ -52,6 +61,8 @@ export interface UpResult {
   was: 'created' | 'started' | 'running';
   url: string;
   update: UpdateState;
+  /** Updaters off: the data comes from imports only. */
+  airGapped: boolean;
 }
 
 export type UpdateState =
@@ -74,10 +85,13 @@ export interface ServerStatus {
   volume: boolean;
   url?: string;
   clairVersion?: string;
+  /** The Clair container runs with its updaters off (created by `up --import`). */
+  airGapped?: boolean;
   /** Clair's API answered (with the stored PSK). */
   api: 'ready' | 'unreachable' | 'down';
   apiError?: string;
-  database?: { empty: boolean; lastUpdate?: string; updaters: number };
+  /** ageSeconds: since the newest update operation (an updater run or an import). */
+  database?: { empty: boolean; lastUpdate?: string; ageSeconds?: number; updaters: number };
 }
 
 /** What `scan` needs to use the managed Clair. */
@@ -111,17 +125,19 @@ export class ManagedServer {
 
   /** What this `up` created, newest last: removed again when it fails (a timed-out first update excepted). */
   private created: { kind: 'container' | 'network' | 'volume'; name: string }[] = [];
-  private apiAnswered = false;
+  /** Set once Clair answers (and its import, if any, is done): from then on a failure keeps what runs. */
+  private keepOnFailure = false;
 
   private async upWithin(options: UpOptions, signal: AbortSignal): Promise<UpResult> {
     this.created = [];
-    this.apiAnswered = false;
+    this.keepOnFailure = false;
     try {
       return await this.bringUp(options, signal);
     } catch (error) {
       // Once Clair answers, the server is up: a slow first update (or Ctrl-C while waiting for it) leaves it
-      // running, and `status` tells when the update is done. Before that, nothing half-made is left behind.
-      if (!this.apiAnswered) await this.rollBack();
+      // running, and `status` tells when the update is done. Before that, and while `--import` loads its file
+      // into a Clair this `up` created, nothing half-made is left behind.
+      if (!this.keepOnFailure) await this.rollBack();
       throw error;
     }
   }
@@ -140,12 +156,18 @@ export class ManagedServer {
     const { progress } = options;
     const existing = await this.inspectContainer(CLAIR_CONTAINER, 'clair');
     let was: UpResult['was'] = 'created';
+    // Once air-gapped, always: the label makes every later `up` write the offline config again.
+    const airGapped = existing ? existing.Config.Labels?.[LABEL_AIR_GAPPED] === 'true' : options.importFile !== undefined;
     if (existing) {
       const port = existing.Config.Labels?.[LABEL_PORT];
       const image = existing.Config.Image;
       if (image !== options.clairImage || port !== String(options.port)) {
         throw new ManagedClairError(`the managed Clair already exists with image ${image} on port ${port ?? '?'}`,
           'run "docker clair server down" first to change its image or port (the database volume is kept)');
+      }
+      if (options.importFile && !airGapped) {
+        throw new ManagedClairError('the managed Clair already exists with its updaters on, and --import sets up an air-gapped one',
+          'load the file into it with "docker clair server import FILE", or run "docker clair server down" first (the database volume is kept)');
       }
       was = existing.State.Running ? 'running' : 'started';
     }
@@ -160,20 +182,63 @@ export class ManagedServer {
     const postgres = await this.ensurePostgres(options, progress);
     await this.waitForPostgres(postgres, options, signal);
     if (was !== 'running') {
-      const clair = existing ? this.docker.getContainer(CLAIR_CONTAINER) : await this.createClair(options);
+      const clair = existing ? this.docker.getContainer(CLAIR_CONTAINER) : await this.createClair(options, airGapped);
       // A fresh config on every start: the secrets file is the source of truth.
-      await putFile(clair, CLAIR_CONFIG_PATH, clairConfig(options.secrets));
+      await putFiles(clair, [
+        { path: CLAIR_CONFIG_PATH, content: clairConfig({ ...options.secrets, airGapped }) },
+        ...(airGapped ? [{ path: CLAIR_MAPPING_PATH, content: EMPTY_MAPPING }] : []),
+      ]);
       progress(`starting Clair (${options.clairImage}) on 127.0.0.1:${options.port}`);
       await this.start(clair, CLAIR_CONTAINER, options.port);
     }
     const url = `http://127.0.0.1:${options.port}`;
     const client = await clientFor(new URL(url), options.secrets);
     await this.waitForApi(client, options, signal);
-    this.apiAnswered = true;
-    progress(`Clair answers on ${url}`);
-    if (!options.waitForUpdate) return { was, url, update: { kind: 'not-waited' } };
+    // A Clair this `up` did not create stays whatever happens next; a new one only once its import is done.
+    this.keepOnFailure = was !== 'created' || !options.importFile;
+    progress(`Clair answers on ${url}${airGapped ? ' (air-gapped: updaters off)' : ''}`);
+    if (airGapped) {
+      if (options.importFile) await importUpdates(this.docker.getContainer(CLAIR_CONTAINER), options.importFile, progress, signal);
+      this.keepOnFailure = true;
+      return { was, url, airGapped, update: await this.loadedData(client, options.importFile, signal) };
+    }
+    if (!options.waitForUpdate) return { was, url, airGapped, update: { kind: 'not-waited' } };
     const update = await this.waitForUpdate(client, options, signal);
-    return { was, url, update };
+    return { was, url, airGapped, update };
+  }
+
+  /** Air-gapped, no updater will ever fill the database: what it holds now is all there is. */
+  private async loadedData(client: ClairV4Client, imported: UpdatesFile | undefined, signal: AbortSignal): Promise<UpdateState> {
+    const state = updateState(await client.updateOperations(signal));
+    if (state.updaters === 0) {
+      throw new ManagedClairNotUpdatedError(imported
+        ? `imported ${imported.path}, but the managed Clair still holds no vulnerability data (the file has none)`
+        : 'the managed Clair runs air-gapped (updaters off) and holds no vulnerability data yet',
+      'load a "clairctl export-updaters" file with "docker clair server import FILE"; scans exit 3 until then');
+    }
+    return { kind: 'updated', ...state };
+  }
+
+  // ---------------------------------------------------------------------------------------------- import
+  /** `server import`: loads an updates file into the running managed Clair; its data afterwards when it answers. */
+  async import(file: UpdatesFile, secrets: ManagedSecrets | undefined, progress: (line: string) => void,
+    signal: AbortSignal): Promise<{ airGapped: boolean; update?: { lastUpdate: string | undefined; updaters: number } }> {
+    const info = await this.inspectContainer(CLAIR_CONTAINER, 'clair');
+    if (!info?.State.Running) {
+      throw new ManagedClairError(`the managed Clair is not running${info ? ` (container ${CLAIR_CONTAINER} is ${info.State.Status})` : ''}, so ${file.path} cannot be imported`,
+        'start it with "docker clair server up --import FILE", which imports the file too');
+    }
+    await importUpdates(this.docker.getContainer(CLAIR_CONTAINER), file, progress, signal);
+    const airGapped = info.Config.Labels?.[LABEL_AIR_GAPPED] === 'true';
+    const port = info.Config.Labels?.[LABEL_PORT];
+    if (!secrets || !port) return { airGapped };
+    try {
+      const client = await clientFor(new URL(`http://127.0.0.1:${port}`), secrets);
+      return { airGapped, update: updateState(await client.updateOperations(AbortSignal.any([signal, AbortSignal.timeout(15_000)]))) };
+    } catch {
+      signal.throwIfAborted();
+      return { airGapped };
+    }
   }
 
   private async ensureNetwork(): Promise<void> {
@@ -215,10 +280,10 @@ export class ManagedServer {
     return container;
   }
 
-  private async createClair(options: UpOptions): Promise<Dockerode.Container> {
+  private async createClair(options: UpOptions, airGapped: boolean): Promise<Dockerode.Container> {
     return this.create(CLAIR_CONTAINER, {
       Image: options.clairImage,
-      Labels: labels('clair', { [LABEL_PORT]: String(options.port) }),
+      Labels: labels('clair', { [LABEL_PORT]: String(options.port), ...(airGapped ? { [LABEL_AIR_GAPPED]: 'true' } : {}) }),
       Env: [`CLAIR_CONF=${CLAIR_CONFIG_PATH}`, 'CLAIR_MODE=combo'],
       ExposedPorts: { [`${CLAIR_API_PORT}/tcp`]: {} },
       HostConfig: {
@@ -391,6 +456,7 @@ export class ManagedServer {
     if (port) status.url = `http://127.0.0.1:${port}`;
     const version = await this.imageVersion(clairInfo.Config.Image);
     if (version) status.clairVersion = version;
+    status.airGapped = clairInfo.Config.Labels?.[LABEL_AIR_GAPPED] === 'true';
     if (!clairInfo.State.Running || !status.url) return status;
     if (!secrets) {
       status.api = 'unreachable';
@@ -402,7 +468,11 @@ export class ManagedServer {
       const operations = await client.updateOperations(AbortSignal.any([signal, AbortSignal.timeout(15_000)]));
       status.api = 'ready';
       const state = updateState(operations);
-      status.database = { empty: state.updaters === 0, updaters: state.updaters, ...(state.lastUpdate ? { lastUpdate: state.lastUpdate } : {}) };
+      const age = state.lastUpdate ? Math.max(0, Math.floor((Date.now() - Date.parse(state.lastUpdate)) / 1000)) : undefined;
+      status.database = {
+        empty: state.updaters === 0, updaters: state.updaters,
+        ...(state.lastUpdate ? { lastUpdate: state.lastUpdate } : {}), ...(age !== undefined ? { ageSeconds: age } : {}),
+      };
     } catch (error) {
       signal.throwIfAborted();
       status.api = 'unreachable';
@@ -497,11 +567,7 @@ export class ManagedServer {
 }
 
 function updateState(operations: V4.UpdateOperations): { lastUpdate: string | undefined; updaters: number } {
-  let lastUpdate: string | undefined;
-  for (const list of Object.values(operations)) {
-    for (const op of list) if (op.date && (!lastUpdate || Date.parse(op.date) > Date.parse(lastUpdate))) lastUpdate = op.date;
-  }
-  return { lastUpdate, updaters: Object.keys(operations).length };
+  return { lastUpdate: newestUpdate(operations)?.toISOString(), updaters: Object.keys(operations).length };
 }
 
 async function clientFor(url: URL, secrets: ManagedSecrets, extra: { retries?: number } = {}): Promise<ClairV4Client> {
@@ -511,10 +577,17 @@ async function clientFor(url: URL, secrets: ManagedSecrets, extra: { retries?: n
   });
 }
 
-/** Writes one file into a (created, not necessarily started) container: works with any daemon, local or not. */
-async function putFile(container: Dockerode.Container, path: string, content: string): Promise<void> {
-  const parts = path.replace(/^\//, '').split('/');
-  const directories = parts.slice(1).map((_, i) => ({ header: { name: `${parts.slice(0, i + 1).join('/')}/`, type: 'directory' as const, mode: 0o755 } }));
-  const archive = await packTar([...directories, { header: { name: parts.join('/'), mode: 0o644 }, content }]);
-  await container.putArchive(Readable.from([archive]), { path: '/' });
+/** Writes files into a (created, not necessarily started) container: works with any daemon, local or not. */
+async function putFiles(container: Dockerode.Container, files: { path: string; content: string }[]): Promise<void> {
+  const directories = new Set<string>();
+  const entries = files.flatMap(({ path, content }) => {
+    const parts = path.replace(/^\//, '').split('/');
+    const parents = parts.slice(1).map((_, i) => `${parts.slice(0, i + 1).join('/')}/`).filter((d) => !directories.has(d));
+    for (const d of parents) directories.add(d);
+    return [
+      ...parents.map((name) => ({ header: { name, type: 'directory' as const, mode: 0o755 } })),
+      { header: { name: parts.join('/'), mode: 0o644 }, content },
+    ];
+  });
+  await container.putArchive(Readable.from([await packTar(entries)]), { path: '/' });
 }

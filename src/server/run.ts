@@ -1,12 +1,14 @@
-// `docker clair server up|status|logs|down`: reach the daemon, run the action, print what happened.
+// `docker clair server up|import|status|logs|down`: reach the daemon, run the action, print what happened.
 // Progress goes to stderr; stdout gets the one result (the ready line, the status, the logs).
 import { homedir } from 'node:os';
 import type { ServerOptions } from '../cli/options/server-options.js';
 import { configDir } from '../docker/endpoint.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
-import { ExitCode, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
+import { ExitCode, ManagedClairError, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { formatAge } from '../clair/v4/update-age.js';
 import { connectManaged, isLocalDaemon, resolveManagedEndpoint } from './connect.js';
+import { checkUpdatesFile } from './import.js';
 import type { ServerStatus } from './managed-server.js';
 import { NETWORK, VOLUME } from './names.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from './secrets.js';
@@ -23,6 +25,9 @@ export interface ServerDeps {
 export async function runServer(options: Readonly<ServerOptions>, globals: DockerGlobalFlags, deps: ServerDeps): Promise<ExitCodeT> {
   const home = deps.home ?? homedir();
   const dockerConfig = configDir(globals, deps.env, home);
+  // A file that cannot be read is said before the daemon is asked anything, and nothing is created for it.
+  const importPath = options.action === 'import' ? options.file : options.action === 'up' ? options.importFile : undefined;
+  const importFile = importPath === undefined ? undefined : await checkUpdatesFile(importPath);
   const endpoint = await resolveManagedEndpoint(globals, deps.env, deps.home, deps.log);
   const server = await connectManaged(endpoint, deps.signal);
   const out = (line: string) => deps.stdout.write(`${line}\n`);
@@ -40,12 +45,35 @@ export async function runServer(options: Readonly<ServerOptions>, globals: Docke
       const result = await server.up({
         clairImage: options.clairImage, postgresImage: options.postgresImage, port: options.port,
         waitForUpdate: options.wait, timeoutMs: options.timeoutMs, secrets, progress, signal: deps.signal,
+        ...(importFile ? { importFile } : {}),
       });
       const what = result.was === 'running' ? 'already running' : result.was === 'started' ? 'started again' : 'started';
       const db = result.update.kind === 'updated'
         ? `vulnerability database loaded (${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'})`
         : 'not waiting for the first vulnerability update (--no-wait): scans exit 3 until it finishes';
-      out(`Clair ${what} at ${result.url}; ${db}`);
+      out(`Clair ${what} at ${result.url}${result.airGapped ? ' (air-gapped: updaters off)' : ''}; ${importFile ? `imported ${importFile.path}; ` : ''}${db}`);
+      return ExitCode.Pass;
+    }
+    case 'import': {
+      if (!importFile) throw new Error('unreachable: server import without a file');
+      const progress = (line: string) => {
+        if (!options.quiet) deps.stderr.write(`${line}\n`);
+      };
+      const signal = AbortSignal.any([deps.signal, AbortSignal.timeout(options.timeoutMs)]);
+      let result;
+      try {
+        result = await server.import(importFile, await readSecrets(dockerConfig), progress, signal);
+      } catch (error) {
+        if (signal.aborted && !deps.signal.aborted) {
+          throw new ManagedClairError(`the import of ${importFile.path} did not finish within --timeout ${Math.round(options.timeoutMs / 1000)}s`,
+            'raise --timeout (clairctl may still be loading it: see "docker clair server status")', { cause: error });
+        }
+        throw error;
+      }
+      const db = result.update
+        ? `; vulnerability database: ${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'}`
+        : '';
+      out(`imported ${importFile.path}${db}`);
       return ExitCode.Pass;
     }
     case 'status': {
@@ -86,10 +114,14 @@ export function statusLines(status: ServerStatus): string[] {
   lines.push(`${'Volume:'.padEnd(12)}${status.volume ? VOLUME : 'absent'}`);
   const api = status.api === 'ready' ? 'ready' : status.api === 'down' ? 'down' : `not answering${status.apiError ? ` (${status.apiError})` : ''}`;
   lines.push(`${'API:'.padEnd(12)}${status.url ? `${status.url} ` : ''}${api}`);
+  if (status.airGapped) lines.push(`${'Updaters:'.padEnd(12)}off (air-gapped: load data with "docker clair server import FILE")`);
   if (status.database) {
+    const age = status.database.ageSeconds !== undefined ? ` (${formatAge(status.database.ageSeconds * 1000)} old)` : '';
     lines.push(`${'Database:'.padEnd(12)}${status.database.empty
-      ? 'empty: the first vulnerability update has not finished (scans exit 3)'
-      : `${status.database.updaters} updater(s), last update ${status.database.lastUpdate ?? 'unknown'}`}`);
+      ? status.airGapped
+        ? 'empty: no vulnerability data imported yet (scans exit 3)'
+        : 'empty: the first vulnerability update has not finished (scans exit 3)'
+      : `${status.database.updaters} updater(s), last update ${status.database.lastUpdate ?? 'unknown'}${age}`}`);
   }
   if (status.api !== 'ready') lines.push(`the managed Clair is not ready: ${status.containers.some((c) => c.state) ? `see "docker clair server logs"` : 'start it with "docker clair server up"'}`);
   return lines;

@@ -66,7 +66,7 @@ describe('server command line', () => {
   });
 
   it('server without a command, or an unknown one, says which commands exist', async () => {
-    assert.match((await rejected(['server'])).message, /requires a command: up, status, logs or down/);
+    assert.match((await rejected(['server'])).message, /requires a command: up, import, status, logs or down/);
     await rejected(['server', 'restart']);
   });
 });

@@ -33,6 +33,8 @@ export interface ScanOptions {
   layerAddress?: LayerAddress;
   /** Whole-run timeout in milliseconds; 0 = none. */
   timeoutMs: number;
+  /** --max-db-age: warn when Clair's newest vulnerability update is older (milliseconds); 0 = never warn. */
+  maxDbAgeMs: number;
   /** A `docker save` archive to read instead of the daemon; '-' = stdin. */
   input?: string;
   quiet: boolean;
@@ -46,6 +48,8 @@ export interface ScanOptions {
 }
 
 export const DEFAULT_TIMEOUT = '10m';
+/** 7 days, in the Go duration syntax --timeout takes (it has no day unit). */
+export const DEFAULT_MAX_DB_AGE = '168h';
 
 export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | undefined>) {
   return yargs
@@ -84,6 +88,13 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       type: 'string',
       describe: 'Give up after this long (e.g. 90s, 10m, 1h; 0 = never)',
       default: DEFAULT_TIMEOUT,
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('max-db-age', {
+      type: 'string',
+      describe: "Warn when Clair's vulnerability data is older than this (e.g. 36h; 0 = never)",
+      default: DEFAULT_MAX_DB_AGE,
       group: 'Clair:',
       requiresArg: true,
     })
@@ -158,6 +169,7 @@ export interface RawScanArgs {
   'clair-cacert'?: string;
   'layer-address'?: string;
   timeout?: string;
+  'max-db-age'?: string;
   input?: string;
   format?: string | string[];
   output?: string;
@@ -174,7 +186,7 @@ export interface RawScanArgs {
 
 const hint = "see 'docker clair scan --help'";
 
-const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'input', 'output', 'fail-on', 'ignore-file', 'min-severity', 'clair-api', 'v1-buffer'] as const;
+const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'max-db-age', 'input', 'output', 'fail-on', 'ignore-file', 'min-severity', 'clair-api', 'v1-buffer'] as const;
 
 export function toScanOptions(raw: RawScanArgs, env: Record<string, string | undefined>): Readonly<ScanOptions> {
   for (const name of SINGLE_VALUED) {
@@ -191,6 +203,7 @@ export function toScanOptions(raw: RawScanArgs, env: Record<string, string | und
     failOn: parseFailOn(raw['fail-on'] ?? 'high'),
     ignoreUnfixed: Boolean(raw['ignore-unfixed']),
     timeoutMs: parseDuration(raw.timeout ?? DEFAULT_TIMEOUT),
+    maxDbAgeMs: parseDuration(raw['max-db-age'] ?? DEFAULT_MAX_DB_AGE, '--max-db-age'),
     quiet: Boolean(raw.quiet),
     progress: raw.progress !== false && !raw.quiet,
   };
@@ -289,13 +302,13 @@ export function parseSize(value: string, flag: string): number {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Go-style durations (90s, 1m30s, 1.5h, 250ms) or a plain number of seconds; 0 means no timeout. */
-export function parseDuration(value: string): number {
+/** Go-style durations (90s, 1m30s, 1.5h, 250ms) or a plain number of seconds; 0 means none. */
+export function parseDuration(value: string, flag = '--timeout'): number {
   const text = value.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
-    throw new UsageError(`invalid --timeout "${value}"`, 'use a duration such as 90s, 10m, 1h30m, or 0 for none');
+    throw new UsageError(`invalid ${flag} "${value}"`, 'use a duration such as 90s, 10m, 1h30m, or 0 for none');
   }
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] as string] as number), 0));
 }

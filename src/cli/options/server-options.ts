@@ -1,16 +1,18 @@
-// `docker clair server up|status|logs|down` options: the yargs declarations and their validated form.
+// `docker clair server up|import|status|logs|down` options: the yargs declarations and their validated form.
 import type { Argv } from 'yargs';
 import { UsageError } from '../../runtime/errors.js';
 import { DEFAULT_CLAIR_IMAGE, DEFAULT_PORT, DEFAULT_POSTGRES_IMAGE } from '../../server/names.js';
 import { parseDuration } from './scan-options.js';
 
 export type ServerOptions =
-  | { action: 'up'; clairImage: string; postgresImage: string; port: number; wait: boolean; timeoutMs: number; quiet: boolean }
+  | { action: 'up'; clairImage: string; postgresImage: string; port: number; wait: boolean; timeoutMs: number; quiet: boolean; importFile?: string }
+  | { action: 'import'; file: string; timeoutMs: number; quiet: boolean }
   | { action: 'status'; format: 'text' | 'json' }
   | { action: 'logs'; follow: boolean; tail?: number; postgres: boolean }
   | { action: 'down'; volumes: boolean };
 
 export const DEFAULT_UP_TIMEOUT = '45m';
+export const DEFAULT_IMPORT_TIMEOUT = '30m';
 
 export function withUpOptions<T>(y: Argv<T>) {
   return y
@@ -19,6 +21,14 @@ export function withUpOptions<T>(y: Argv<T>) {
     .option('port', { type: 'string', describe: "Port on 127.0.0.1 for Clair's API", default: String(DEFAULT_PORT), requiresArg: true })
     .option('wait', { type: 'boolean', default: true, describe: "Wait for Clair's first vulnerability update (--no-wait: only until the API answers)" })
     .option('timeout', { type: 'string', default: DEFAULT_UP_TIMEOUT, describe: 'Give up after this long (pulls and the first update included)', requiresArg: true })
+    .option('import', { type: 'string', describe: 'Air-gapped: run Clair with its updaters off and load this "clairctl export-updaters" file', requiresArg: true })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print errors only' });
+}
+
+export function withImportOptions<T>(y: Argv<T>) {
+  return y
+    .positional('file', { type: 'string', describe: 'A file "clairctl export-updaters" wrote (JSON lines, .gz or .zst)' })
+    .option('timeout', { type: 'string', default: DEFAULT_IMPORT_TIMEOUT, describe: 'Give up after this long', requiresArg: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'Print errors only' });
 }
 
@@ -43,6 +53,8 @@ export interface RawServerArgs {
   port?: string | string[];
   wait?: boolean;
   timeout?: string | string[];
+  import?: string | string[];
+  file?: string;
   quiet?: boolean;
   format?: string | string[];
   follow?: boolean;
@@ -72,11 +84,20 @@ export function toServerOptions(action: ServerOptions['action'], raw: RawServerA
       const port = Number(portText);
       if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new UsageError(`invalid --port "${portText}"`, 'give a TCP port between 1 and 65535');
       const timeoutMs = parseDuration(single(raw, 'timeout') ?? DEFAULT_UP_TIMEOUT);
+      const importFile = single(raw, 'import');
+      if (importFile !== undefined && importFile.trim() === '') throw new UsageError('--import needs a file', 'give the file "clairctl export-updaters" wrote');
       return {
         action, port, timeoutMs: timeoutMs === 0 ? 2_147_483_647 : timeoutMs, wait: raw.wait !== false, quiet: Boolean(raw.quiet),
         clairImage: image(raw, 'clair-image', DEFAULT_CLAIR_IMAGE),
         postgresImage: image(raw, 'postgres-image', DEFAULT_POSTGRES_IMAGE),
+        ...(importFile !== undefined ? { importFile } : {}),
       };
+    }
+    case 'import': {
+      const file = raw.file === undefined ? '' : String(raw.file);
+      if (file.trim() === '') throw new UsageError('"docker clair server import" requires a file', 'usage: docker clair server import FILE');
+      const timeoutMs = parseDuration(single(raw, 'timeout') ?? DEFAULT_IMPORT_TIMEOUT);
+      return { action, file, timeoutMs: timeoutMs === 0 ? 2_147_483_647 : timeoutMs, quiet: Boolean(raw.quiet) };
     }
     case 'status':
       return { action, format: single(raw, 'format') === 'json' ? 'json' : 'text' };
