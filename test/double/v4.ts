@@ -334,7 +334,7 @@ export class ClairV4 {
       res.end();
       return;
     }
-    const allow = ['application/vnd.clair.indexreport.v1+json', 'application/json'];
+    const allow = ['application/vnd.clair.index_report.v1+json', 'application/json'];
     if (!acceptable(req.headers.accept, allow)) {
       v4Error(req, res, 415, `unable to negotiate common media type for [${allow.join(' ')}]`);
       return;
@@ -354,7 +354,7 @@ export class ClairV4 {
   }
 
   private indexState(req: IncomingMessage, res: ServerResponse): void {
-    const allow = ['application/vnd.clair.indexstate.v1+json', 'application/json'];
+    const allow = ['application/vnd.clair.index_state.v1+json', 'application/json'];
     if (!acceptable(req.headers.accept, allow)) {
       v4Error(req, res, 415, `unable to negotiate common media type for [${allow.join(' ')}]`);
       return;
@@ -424,7 +424,8 @@ export class ClairV4 {
     }
     const body: Record<string, UpdateOperation[]> = {};
     for (const op of ops) body[op.updater] = [op];
-    send(req, res, 200, goJson(body), { 'Content-Type': 'application/json' });
+    // Clair sets no Content-Type here: Go's server sniffs the JSON body as text.
+    send(req, res, 200, goJson(body), { 'Content-Type': 'text/plain; charset=utf-8' });
   }
 
   private updateDiff(req: IncomingMessage, res: ServerResponse, url: URL): void {
