@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
@@ -17,6 +16,7 @@ import {
   assertNothingWritten, describeRun, installPlugin, launch, parseReport, stderrLines, tracedDockerScan,
   type Finished, type InstalledPlugin, type JsonImage,
 } from '../helpers/plugin-run.js';
+import { connectOutcome } from '../helpers/ports.js';
 import { startRealClair, type RealClair } from '../helpers/real-clair.js';
 import { assertValidJunit, assertValidSarif, junitConsumerCounts } from '../helpers/report-formats.js';
 import { straceAvailable } from '../helpers/strace.js';
@@ -381,16 +381,6 @@ function instancePids(state: string): number[] {
   return runText('pgrep', ['-f', state]).split('\n').filter(Boolean).map(Number);
 }
 
-function connectOutcome(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 function runText(cmd: string, args: string[], check = false): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startClairDouble, type ClairDouble, type ClairDoubleOptions, type ManifestInfo } from '../double/server.js';
@@ -22,6 +21,7 @@ import {
   assertNothingWritten, describeRun, installPlugin, launch as launchChild, parseReport, stderrLines, tracedDockerScan as tracedScan,
   type Finished, type InstalledPlugin, type JsonImage, type Launched, type TracedScan,
 } from '../helpers/plugin-run.js';
+import { connectOutcome } from '../helpers/ports.js';
 import { imageLayerFetches } from '../helpers/layer-fetches.js';
 import { until } from '../helpers/wait.js';
 
@@ -103,16 +103,6 @@ function fsType(dir: string): string {
   return spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout.trim();
 }
 
-function connectOutcome(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 
