@@ -103,7 +103,6 @@ function fsType(dir: string): string {
   return spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout.trim();
 }
 
-
 // ---------------------------------------------------------------------------------------------------------------------
 
 describe('the proxy in front of the daemon', () => {
