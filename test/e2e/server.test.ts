@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { engineCli, imageFacts, testEngines } from '../helpers/engines.js';
 import { assertValidReport } from '../helpers/report-schema.js';
+import { holdManagedServer } from '../helpers/managed-lock.js';
 import { freePort } from '../helpers/ports.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
@@ -27,6 +28,7 @@ const TIMEOUT = 240_000;
 
 let scratch = '';
 let config = '';
+let release: (() => void) | undefined;
 
 interface Finished {
   code: number | null;
@@ -120,7 +122,7 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-before(() => {
+before(async () => {
   assert.ok(existsSync(BINARY), `${BINARY} is missing: run \`npm run package\` first (npm test does)`);
   for (const image of [CLAIR_IMAGE, POSTGRES_IMAGE]) {
     assert.ok(dockerCli(['image', 'ls', '-q', image]), `${image} is missing: run \`npm run test-images\` (npm test does)`);
@@ -131,13 +133,16 @@ before(() => {
     env: { ...process.env, DOCKER_CONFIG: config }, encoding: 'utf8', timeout: 120_000,
   });
   assert.ok(install !== undefined);
+  // server-real.test.ts brings up the same names on the same daemon: one file at a time.
+  release = await holdManagedServer();
   // A previous run that died half-way must not make this one pass or fail.
   removeEverything();
-});
+}, { timeout: 1_800_000 });
 
 after(() => {
   removeEverything();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
+  release?.();
 });
 
 describe('managed Clair: up, status, scan without --clair, logs, down', { timeout: TIMEOUT }, () => {
