@@ -15,7 +15,7 @@ import { execCapture } from './daemon-ops.js';
 import { CLAIR_CONFIG_PATH, CLAIR_IMPORT_DIR } from './names.js';
 
 export interface UpdatesFile {
-  /** As given (for messages) */
+  /** As given (for messages). */
   path: string;
   size: number;
   /** From the file's first bytes: clairctl picks its decompression by the name's extension only. */
@@ -107,7 +107,7 @@ async function copyIn(container: Dockerode.Container, file: UpdatesFile, name: s
  * without the stack (clairctl v4.9.0 panics on a file that is not a jsonblob export instead of saying so).
  */
 export function lastWords(output: string): string {
-  // eslint-disable-next-line no-control-regex
+  // clairctl's console logger colours its lines even when they go to a pipe.
   let text = output.replace(/\x1b\[[0-9;]*m/g, '');
   const panic = /^goroutine \d+ \[/m.exec(text);
   if (panic) text = text.slice(0, panic.index);
