@@ -1,7 +1,7 @@
 // `docker clair server up|import|status|logs|down` options: the yargs declarations and their validated form.
 import type { Argv } from 'yargs';
 import { UsageError } from '../../runtime/errors.js';
-import { DEFAULT_CLAIR_IMAGE, DEFAULT_PORT, DEFAULT_POSTGRES_IMAGE } from '../../server/names.js';
+import { DEFAULT_CLAIR_IMAGE, DEFAULT_PORT, DEFAULT_POSTGRES_IMAGE } from '../../managed-clair/names.js';
 import { parseDuration } from './scan-options.js';
 
 export type ServerOptions =
