@@ -36,7 +36,7 @@ import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
 import { loadRunPolicy } from './run-policy.js';
-import type { ManagedClairEndpoint } from '../managed-clair/managed-server.js';
+import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
 
 export interface ScanDeps {
   env: Record<string, string | undefined>;

@@ -16,7 +16,7 @@ import type * as V4 from '../../src/clair/v4/wire.js';
 import { UsageError } from '../../src/runtime/errors.js';
 import { clairConfig, EMPTY_MAPPING } from '../../src/managed-clair/config.js';
 import { checkUpdatesFile, lastWords } from '../../src/managed-clair/import.js';
-import type { ServerStatus } from '../../src/managed-clair/managed-server.js';
+import type { ServerStatus } from '../../src/managed-clair/status.js';
 import { statusLines } from '../../src/managed-clair/run.js';
 
 const op = (updater: string, date: string): V4.UpdateOperation => ({ ref: `ref-${date}`, updater, fingerprint: '', date, kind: 'vulnerability' });

@@ -12,7 +12,7 @@ import type { ServerOptions } from '../../src/cli/options/server-options.js';
 import { UsageError } from '../../src/runtime/errors.js';
 import { clairConfig, connString } from '../../src/managed-clair/config.js';
 import { demuxLogBuffer } from '../../src/managed-clair/daemon-ops.js';
-import type { ServerStatus } from '../../src/managed-clair/managed-server.js';
+import type { ServerStatus } from '../../src/managed-clair/status.js';
 import { isLocalDaemon } from '../../src/managed-clair/connect.js';
 import { statusExitCode, statusLines } from '../../src/managed-clair/run.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from '../../src/managed-clair/secrets.js';
