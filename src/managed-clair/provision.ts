@@ -82,7 +82,7 @@ export class Provisioner {
       HostConfig: {
         // Loopback only: the API is for this machine's scans, never for the network.
         PortBindings: { [`${CLAIR_API_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.port) }] },
-        // Clair v4.9.0 needs O_TMPFILE in its temp dir or every layer fetch fails (quay/clair#2362).
+        // Clair v4.9.0 needs O_TMPFILE in its temp dir or every layer fetch fails.
         Tmpfs: { '/var/tmp': 'rw,exec,mode=1777' },
         RestartPolicy: { Name: 'unless-stopped' },
       },
