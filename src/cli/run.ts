@@ -46,7 +46,7 @@ export async function runCli(io: CliIo): Promise<number> {
         });
       }
       case 'server': {
-        const { runServer } = await import('../server/run.js');
+        const { runServer } = await import('../managed-clair/run.js');
         const log = createLogger(io.stderr, { debug });
         return await runServer(invocation.options, globals, {
           env: io.env, stdout: io.stdout, stderr: io.stderr, log, signal: io.signal ?? new AbortController().signal,

@@ -36,7 +36,7 @@ import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
 import { loadRunPolicy } from './run-policy.js';
-import type { ManagedClairEndpoint } from '../server/managed-server.js';
+import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
 
 export interface ScanDeps {
   env: Record<string, string | undefined>;
@@ -94,7 +94,7 @@ async function scanAll(
   // Without --clair/CLAIR_ADDR, the managed Clair (docker clair server up), with its own PSK.
   let managed: ManagedClairEndpoint | undefined;
   if (!indexerUrl || !matcherUrl) {
-    const { findManagedClair } = await import('../server/discover.js');
+    const { findManagedClair } = await import('../managed-clair/discover.js');
     managed = await findManagedClair(globals, deps.env, deps.home, log, signal);
     log.debug(`Clair: the managed server at ${managed.url.href}`);
     indexerUrl = managed.url;

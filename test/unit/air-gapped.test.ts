@@ -14,10 +14,10 @@ import type { ServerOptions } from '../../src/cli/options/server-options.js';
 import { formatAge, newestUpdate, staleDataWarning, updateAgeMs } from '../../src/clair/v4/update-age.js';
 import type * as V4 from '../../src/clair/v4/wire.js';
 import { UsageError } from '../../src/runtime/errors.js';
-import { clairConfig, EMPTY_MAPPING } from '../../src/server/config.js';
-import { checkUpdatesFile, lastWords } from '../../src/server/import.js';
-import type { ServerStatus } from '../../src/server/managed-server.js';
-import { statusLines } from '../../src/server/run.js';
+import { clairConfig, EMPTY_MAPPING } from '../../src/managed-clair/config.js';
+import { checkUpdatesFile, lastWords } from '../../src/managed-clair/import.js';
+import type { ServerStatus } from '../../src/managed-clair/status.js';
+import { statusLines } from '../../src/managed-clair/run.js';
 
 const op = (updater: string, date: string): V4.UpdateOperation => ({ ref: `ref-${date}`, updater, fingerprint: '', date, kind: 'vulnerability' });
 const NOW = new Date('2030-06-15T12:00:00Z');

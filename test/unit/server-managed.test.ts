@@ -10,12 +10,12 @@ import { parse } from 'yaml';
 import { parseCommandLine, type Invocation } from '../../src/cli/app.js';
 import type { ServerOptions } from '../../src/cli/options/server-options.js';
 import { UsageError } from '../../src/runtime/errors.js';
-import { clairConfig, connString } from '../../src/server/config.js';
-import { demuxLogBuffer } from '../../src/server/daemon-ops.js';
-import type { ServerStatus } from '../../src/server/managed-server.js';
-import { isLocalDaemon } from '../../src/server/connect.js';
-import { statusExitCode, statusLines } from '../../src/server/run.js';
-import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from '../../src/server/secrets.js';
+import { clairConfig, connString } from '../../src/managed-clair/config.js';
+import { demuxLogBuffer } from '../../src/managed-clair/daemon-ops.js';
+import type { ServerStatus } from '../../src/managed-clair/status.js';
+import { isLocalDaemon } from '../../src/managed-clair/connect.js';
+import { statusExitCode, statusLines } from '../../src/managed-clair/run.js';
+import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from '../../src/managed-clair/secrets.js';
 import type { Endpoint } from '../../src/docker/endpoint.js';
 
 async function server(args: string[]): Promise<Readonly<ServerOptions>> {

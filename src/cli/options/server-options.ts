@@ -1,15 +1,11 @@
 // `docker clair server up|import|status|logs|down` options: the yargs declarations and their validated form.
 import type { Argv } from 'yargs';
 import { UsageError } from '../../runtime/errors.js';
-import { DEFAULT_CLAIR_IMAGE, DEFAULT_PORT, DEFAULT_POSTGRES_IMAGE } from '../../server/names.js';
+import { DEFAULT_CLAIR_IMAGE, DEFAULT_PORT, DEFAULT_POSTGRES_IMAGE } from '../../managed-clair/names.js';
+import type { ServerSettings } from '../../managed-clair/settings.js';
 import { parseDuration } from './scan-options.js';
 
-export type ServerOptions =
-  | { action: 'up'; clairImage: string; postgresImage: string; port: number; wait: boolean; timeoutMs: number; quiet: boolean; importFile?: string }
-  | { action: 'import'; file: string; timeoutMs: number; quiet: boolean }
-  | { action: 'status'; format: 'text' | 'json' }
-  | { action: 'logs'; follow: boolean; tail?: number; postgres: boolean }
-  | { action: 'down'; volumes: boolean };
+export type ServerOptions = ServerSettings;
 
 export const DEFAULT_UP_TIMEOUT = '45m';
 export const DEFAULT_IMPORT_TIMEOUT = '30m';

@@ -11,8 +11,11 @@ import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
 import { daemonMessage } from '../docker/image-source.js';
 import { ManagedClairError, UsageError, errnoCode } from '../runtime/errors.js';
+import { clientFor, updateSummary, type UpdateSummary } from './clair-client.js';
 import { execCapture } from './daemon-ops.js';
-import { CLAIR_CONFIG_PATH, CLAIR_IMPORT_DIR } from './names.js';
+import { CLAIR_CONFIG_PATH, CLAIR_CONTAINER, CLAIR_IMPORT_DIR, LABEL_AIR_GAPPED, LABEL_PORT } from './names.js';
+import { inspectOurs } from './ours.js';
+import type { ManagedSecrets } from './secrets.js';
 
 export interface UpdatesFile {
   /** As given (for messages). */
@@ -85,6 +88,27 @@ export async function importUpdates(container: Dockerode.Container, file: Update
   } finally {
     // Also after a cancellation: the removal gets a signal of its own.
     await execCapture(container, ['rm', '-f', target], { user: '0' }, AbortSignal.timeout(30_000)).catch(() => undefined);
+  }
+}
+
+/** `server import`: loads an updates file into the running managed Clair; its data afterwards when it answers. */
+export async function importIntoRunning(docker: Dockerode, file: UpdatesFile, secrets: ManagedSecrets | undefined,
+  progress: (line: string) => void, signal: AbortSignal): Promise<{ airGapped: boolean; update?: UpdateSummary }> {
+  const info = await inspectOurs(docker, CLAIR_CONTAINER, 'clair');
+  if (!info?.State.Running) {
+    throw new ManagedClairError(`the managed Clair is not running${info ? ` (container ${CLAIR_CONTAINER} is ${info.State.Status})` : ''}, so ${file.path} cannot be imported`,
+      'start it with "docker clair server up --import FILE", which imports the file too');
+  }
+  await importUpdates(docker.getContainer(CLAIR_CONTAINER), file, progress, signal);
+  const airGapped = info.Config.Labels?.[LABEL_AIR_GAPPED] === 'true';
+  const port = info.Config.Labels?.[LABEL_PORT];
+  if (!secrets || !port) return { airGapped };
+  try {
+    const client = await clientFor(new URL(`http://127.0.0.1:${port}`), secrets);
+    return { airGapped, update: updateSummary(await client.updateOperations(AbortSignal.any([signal, AbortSignal.timeout(15_000)]))) };
+  } catch {
+    signal.throwIfAborted();
+    return { airGapped };
   }
 }
 

@@ -1,8 +1,9 @@
 // Small dockerode operations the managed server is built from, each with the daemon's errors turned into
 // messages a user can act on. Nothing here knows about Clair.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { daemonMessage } from '../docker/image-source.js';
+import { packTar } from '../layers/pack.js';
 import { ManagedClairError } from '../runtime/errors.js';
 
 export function statusOf(error: unknown): number | undefined {
@@ -173,4 +174,19 @@ export function demuxLogBuffer(buffer: Buffer): string {
   }
   if (offset !== buffer.length) return buffer.toString('utf8');
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** Writes files into a (created, not necessarily started) container: works with any daemon, local or not. */
+export async function putFiles(container: Dockerode.Container, files: { path: string; content: string }[]): Promise<void> {
+  const directories = new Set<string>();
+  const entries = files.flatMap(({ path, content }) => {
+    const parts = path.replace(/^\//, '').split('/');
+    const parents = parts.slice(1).map((_, i) => `${parts.slice(0, i + 1).join('/')}/`).filter((d) => !directories.has(d));
+    for (const d of parents) directories.add(d);
+    return [
+      ...parents.map((name) => ({ header: { name, type: 'directory' as const, mode: 0o755 } })),
+      { header: { name: parts.join('/'), mode: 0o644 }, content },
+    ];
+  });
+  await container.putArchive(Readable.from([await packTar(entries)]), { path: '/' });
 }

@@ -1,17 +1,18 @@
 // `docker clair server up|import|status|logs|down`: reach the daemon, run the action, print what happened.
 // Progress goes to stderr; stdout gets the one result (the ready line, the status, the logs).
 import { homedir } from 'node:os';
-import type { ServerOptions } from '../cli/options/server-options.js';
 import { configDir } from '../docker/endpoint.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { ExitCode, ManagedClairError, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import { formatAge } from '../clair/v4/update-age.js';
 import { connectManaged, isLocalDaemon, resolveManagedEndpoint } from './connect.js';
-import { checkUpdatesFile } from './import.js';
-import type { ServerStatus } from './managed-server.js';
+import { checkUpdatesFile, type UpdatesFile } from './import.js';
+import type { ServerStatus } from './status.js';
+import type { ManagedServer } from './managed-server.js';
 import { NETWORK, VOLUME } from './names.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from './secrets.js';
+import type { ServerSettings } from './settings.js';
 
 export interface ServerDeps {
   env: Record<string, string | undefined>;
@@ -22,7 +23,7 @@ export interface ServerDeps {
   home?: string;
 }
 
-export async function runServer(options: Readonly<ServerOptions>, globals: DockerGlobalFlags, deps: ServerDeps): Promise<ExitCodeT> {
+export async function runServer(options: Readonly<ServerSettings>, globals: DockerGlobalFlags, deps: ServerDeps): Promise<ExitCodeT> {
   const home = deps.home ?? homedir();
   const dockerConfig = configDir(globals, deps.env, home);
   // A file that cannot be read is said before the daemon is asked anything, and nothing is created for it.
@@ -37,43 +38,12 @@ export async function runServer(options: Readonly<ServerOptions>, globals: Docke
         throw new UsageError(`the managed Clair publishes its API on the daemon host's 127.0.0.1, which ${endpoint.host} is not`,
           'run "docker clair server up" on the daemon host itself, or run Clair there yourself and pass --clair');
       }
-      const { secrets, created } = await loadOrCreateSecrets(dockerConfig);
-      if (created) deps.log.debug(`new PSK and database password stored in ${secretsFile(dockerConfig)} (mode 0600)`);
-      const progress = (line: string) => {
-        if (!options.quiet) deps.stderr.write(`${line}\n`);
-      };
-      const result = await server.up({
-        clairImage: options.clairImage, postgresImage: options.postgresImage, port: options.port,
-        waitForUpdate: options.wait, timeoutMs: options.timeoutMs, secrets, progress, signal: deps.signal,
-        ...(importFile ? { importFile } : {}),
-      });
-      const what = result.was === 'running' ? 'already running' : result.was === 'started' ? 'started again' : 'started';
-      const db = result.update.kind === 'updated'
-        ? `vulnerability database loaded (${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'})`
-        : 'not waiting for the first vulnerability update (--no-wait): scans exit 3 until it finishes';
-      out(`Clair ${what} at ${result.url}${result.airGapped ? ' (air-gapped: updaters off)' : ''}; ${importFile ? `imported ${importFile.path}; ` : ''}${db}`);
+      out(await up(server, options, importFile, dockerConfig, deps));
       return ExitCode.Pass;
     }
     case 'import': {
       if (!importFile) throw new Error('unreachable: server import without a file');
-      const progress = (line: string) => {
-        if (!options.quiet) deps.stderr.write(`${line}\n`);
-      };
-      const signal = AbortSignal.any([deps.signal, AbortSignal.timeout(options.timeoutMs)]);
-      let result;
-      try {
-        result = await server.import(importFile, await readSecrets(dockerConfig), progress, signal);
-      } catch (error) {
-        if (signal.aborted && !deps.signal.aborted) {
-          throw new ManagedClairError(`the import of ${importFile.path} did not finish within --timeout ${Math.round(options.timeoutMs / 1000)}s`,
-            'raise --timeout (clairctl may still be loading it: see "docker clair server status")', { cause: error });
-        }
-        throw error;
-      }
-      const db = result.update
-        ? `; vulnerability database: ${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'}`
-        : '';
-      out(`imported ${importFile.path}${db}`);
+      out(await importUpdatesFile(server, options, importFile, dockerConfig, deps));
       return ExitCode.Pass;
     }
     case 'status': {
@@ -97,6 +67,50 @@ export async function runServer(options: Readonly<ServerOptions>, globals: Docke
       return ExitCode.Pass;
     }
   }
+}
+
+/** Progress lines go to stderr, unless --quiet. */
+function progressTo(deps: ServerDeps, quiet: boolean): (line: string) => void {
+  return (line: string) => {
+    if (!quiet) deps.stderr.write(`${line}\n`);
+  };
+}
+
+/** `server up`; returns the result line. */
+async function up(server: ManagedServer, options: Extract<ServerSettings, { action: 'up' }>, importFile: UpdatesFile | undefined,
+  dockerConfig: string, deps: ServerDeps): Promise<string> {
+  const { secrets, created } = await loadOrCreateSecrets(dockerConfig);
+  if (created) deps.log.debug(`new PSK and database password stored in ${secretsFile(dockerConfig)} (mode 0600)`);
+  const result = await server.up({
+    clairImage: options.clairImage, postgresImage: options.postgresImage, port: options.port,
+    waitForUpdate: options.wait, timeoutMs: options.timeoutMs, secrets, progress: progressTo(deps, options.quiet), signal: deps.signal,
+    ...(importFile ? { importFile } : {}),
+  });
+  const what = result.was === 'running' ? 'already running' : result.was === 'started' ? 'started again' : 'started';
+  const db = result.update.kind === 'updated'
+    ? `vulnerability database loaded (${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'})`
+    : 'not waiting for the first vulnerability update (--no-wait): scans exit 3 until it finishes';
+  return `Clair ${what} at ${result.url}${result.airGapped ? ' (air-gapped: updaters off)' : ''}; ${importFile ? `imported ${importFile.path}; ` : ''}${db}`;
+}
+
+/** `server import`; returns the result line. */
+async function importUpdatesFile(server: ManagedServer, options: Extract<ServerSettings, { action: 'import' }>, importFile: UpdatesFile,
+  dockerConfig: string, deps: ServerDeps): Promise<string> {
+  const signal = AbortSignal.any([deps.signal, AbortSignal.timeout(options.timeoutMs)]);
+  let result;
+  try {
+    result = await server.import(importFile, await readSecrets(dockerConfig), progressTo(deps, options.quiet), signal);
+  } catch (error) {
+    if (signal.aborted && !deps.signal.aborted) {
+      throw new ManagedClairError(`the import of ${importFile.path} did not finish within --timeout ${Math.round(options.timeoutMs / 1000)}s`,
+        'raise --timeout (clairctl may still be loading it: see "docker clair server status")', { cause: error });
+    }
+    throw error;
+  }
+  const db = result.update
+    ? `; vulnerability database: ${result.update.updaters} updater(s), last update ${result.update.lastUpdate ?? 'unknown'}`
+    : '';
+  return `imported ${importFile.path}${db}`;
 }
 
 export function statusExitCode(status: ServerStatus): ExitCodeT {

@@ -5,7 +5,7 @@ import { configDir } from '../docker/endpoint.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { DaemonUnreachableError, UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
-import type { ManagedClairEndpoint } from './managed-server.js';
+import type { ManagedClairEndpoint } from './endpoint.js';
 import { connectManaged, isLocalDaemon, resolveManagedEndpoint } from './connect.js';
 import { readSecrets } from './secrets.js';
 

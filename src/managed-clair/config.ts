@@ -48,7 +48,7 @@ export function clairConfig(input: ClairConfigInput): string {
       connstring: connString(input.dbPassword, 'clair-matcher'),
       max_conn_pool: 20,
       migrations: true,
-      // Garbage collection of old vulnerability updates runs only when this is set (quay/clair#1337); without it
+      // Garbage collection of old vulnerability updates runs only when this is set; without it
       // the database grows by every update.
       update_retention: 2,
       // Offline, every updater would fail to reach its source: the data comes from imports alone.
