@@ -35,7 +35,7 @@ import { scanImageV4 } from './scan-image-v4.js';
 import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
-import { loadRunPolicy } from './run-policy.js';
+import { loadRunPolicy } from '../policy/load.js';
 import type { ManagedClairEndpoint } from '../server/managed-server.js';
 
 export interface ScanDeps {
