@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from './global-flags.js';
 import { EndpointError, errnoCode } from '../runtime/errors.js';
 import { redactUrl } from '../runtime/redact.js';
 

@@ -42,7 +42,8 @@ import type { Finding } from '../findings/model.js';
 import { SEVERITIES, type Severity } from '../findings/severity.js';
 import type { IgnoreRule } from '../policy/ignore-file.js';
 import type { Suppression } from '../policy/verdict.js';
-import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
+import { keptFindings, visibleFindings } from './listed.js';
+import type { ImageOutcome, Report } from './model.js';
 
 export const JSON_SCHEMA_VERSION = 2;
 

@@ -22,8 +22,9 @@
 // Text from Clair loses ANSI escapes and control characters (newlines kept); JSON escaping does the rest.
 import type { Finding } from '../findings/model.js';
 import { severityRank, type Severity } from '../findings/severity.js';
-import type { Suppression } from '../policy/verdict.js';
-import { visibleFindings, type Report } from './model.js';
+import { listedFindings } from './listed.js';
+import type { Report } from './model.js';
+import { cleanText as clean } from './text.js';
 
 export interface SarifOptions {
   /** tool.driver.informationUri. */
@@ -97,17 +98,8 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
         properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
       });
     }
-    const failing = new Set(verdict.failing.map(findingKey));
-    const suppressed = new Map<string, Suppression>((outcome.suppressed ?? []).map((s) => [findingKey(s.finding), s]));
-    // model.visibleFindings (--min-severity applied), then the suppressed findings at or above --min-severity.
-    const listed = [...visibleFindings(outcome, report)];
-    const seen = new Set(listed.map(findingKey));
-    const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
-    for (const s of outcome.suppressed ?? []) {
-      if (!seen.has(findingKey(s.finding)) && severityRank(s.finding.severity) >= min) listed.push(s.finding);
-    }
-
-    for (const f of listed) {
+    const listed = listedFindings(outcome, report);
+    for (const f of listed.findings) {
       let index = ruleIndex.get(f.id);
       if (index === undefined) {
         index = rules.length;
@@ -122,15 +114,14 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
         rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
         rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, report.failOn));
       }
-      const key = findingKey(f);
-      const s = suppressed.get(key);
+      const s = listed.suppression(f);
       const ref = clean(scan.image.ref);
       const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
       const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
       const result: SarifResult = {
         ruleId: f.id,
         ruleIndex: index,
-        level: levelOf(f.severity, failing.has(key)),
+        level: levelOf(f.severity, listed.isFailing(f)),
         message: {
           text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
         },
@@ -230,10 +221,6 @@ function levelOf(severity: Severity, failing: boolean): Level {
   return severityRank(severity) >= severityRank('Medium') ? 'warning' : 'note';
 }
 
-function findingKey(f: Finding): string {
-  return JSON.stringify([f.id, f.package.name, f.package.version]);
-}
-
 /**
  * The image as a relative URI, as Trivy writes container targets: `registry:5000/team/app:1.2@sha256:…` →
  * `registry/5000/team/app`. Tag and digest are dropped (the same image at another tag is the same alert
@@ -246,16 +233,6 @@ export function artifactUri(ref: string): string {
   if (colon > slash) repo = repo.slice(0, colon);
   const path = repo.replace(/:/g, '/').split('/').filter(Boolean).map((p) => encodeURIComponent(p)).join('/');
   return path || 'image';
-}
-
-// ANSI escape sequences, control characters (newlines and tabs kept), lone surrogates and noncharacters.
-const ESCAPES =
-  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
-const CONTROLS =
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-function clean(text: string): string {
-  return text.replace(ESCAPES, '').replace(/\r\n?/g, '\n').replace(CONTROLS, '');
 }
 
 function mdEscape(text: string): string {
