@@ -14,7 +14,7 @@ import type { FindingFilter } from './verdict.js';
 import { UsageError, errnoCode } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 
-export const DEFAULT_IGNORE_FILE = '.clairignore';
+const DEFAULT_IGNORE_FILE = '.clairignore';
 
 /** What the policy stage takes from the command line. */
 export interface PolicySettings {

@@ -91,7 +91,7 @@ function imageJson(outcome: ImageOutcome, report: Report) {
 }
 
 /** Counts per severity, every severity present, most severe first. */
-export function summarise(findings: readonly Finding[]): Record<Severity, number> {
+function summarise(findings: readonly Finding[]): Record<Severity, number> {
   const counts = Object.fromEntries([...SEVERITIES].reverse().map((s) => [s, 0])) as Record<Severity, number>;
   for (const f of findings) counts[f.severity] += 1;
   return counts;

@@ -26,7 +26,7 @@ export function keptFindings(outcome: ScannedImage): Finding[] {
  * list and the suppressions hold the same findings as the scan, but are matched by key so that a finding
  * equal in content counts as the same row.
  */
-export function findingKey(f: Finding): string {
+function findingKey(f: Finding): string {
   return JSON.stringify([f.id, f.package.name, f.package.version]);
 }
 

@@ -31,7 +31,7 @@ export interface SarifOptions {
   informationUri?: string;
 }
 
-export const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
+const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
 const DEFAULT_INFORMATION_URI = 'https://github.com/docker-clair/docker-clair';
 
 /** GitHub's security-severity scale (CVSS-like); Trivy and Grype use the same anchors. */

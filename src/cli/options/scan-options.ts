@@ -21,9 +21,9 @@ export interface ScanOptions extends ScanSettings {
   quiet: boolean;
 }
 
-export const DEFAULT_TIMEOUT = '10m';
+const DEFAULT_TIMEOUT = '10m';
 /** 7 days, in the Go duration syntax --timeout takes (it has no day unit). */
-export const DEFAULT_MAX_DB_AGE = '168h';
+const DEFAULT_MAX_DB_AGE = '168h';
 
 export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | undefined>) {
   return yargs
@@ -204,7 +204,7 @@ function nonEmpty(value: string, flag: string): string {
   return value;
 }
 
-export function parseOutputs(formats: string[], output: string | undefined): OutputSpec[] {
+function parseOutputs(formats: string[], output: string | undefined): OutputSpec[] {
   const specs: OutputSpec[] = (formats.length ? formats : ['table']).map((value) => {
     const eq = value.indexOf('=');
     const name = (eq < 0 ? value : value.slice(0, eq)).trim().toLowerCase();
@@ -236,7 +236,7 @@ export function parseOutputs(formats: string[], output: string | undefined): Out
   return specs;
 }
 
-export function parseFailOn(value: string): Severity | 'none' {
+function parseFailOn(value: string): Severity | 'none' {
   if (value.toLowerCase() === 'none') return 'none';
   const severity = parseSeverity(value);
   if (!severity) {
@@ -287,7 +287,7 @@ export function parseDuration(value: string, flag = '--timeout'): number {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] as string] as number), 0));
 }
 
-export function parseClairUrl(value: string, from: string): URL {
+function parseClairUrl(value: string, from: string): URL {
   const text = value.trim();
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
@@ -308,7 +308,7 @@ export function parseClairUrl(value: string, from: string): URL {
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /** HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; a bare IPv6 address (several colons) has no port. */
-export function parseLayerAddress(value: string): LayerAddress {
+function parseLayerAddress(value: string): LayerAddress {
   const text = value.trim();
   const bad = (why: string) =>
     new UsageError(`invalid --layer-address "${value}": ${why}`, 'use HOST[:PORT], e.g. 10.0.0.5 or build-host.example:8080');

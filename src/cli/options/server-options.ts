@@ -11,8 +11,8 @@ export type ServerOptions =
   | { action: 'logs'; follow: boolean; tail?: number; postgres: boolean }
   | { action: 'down'; volumes: boolean };
 
-export const DEFAULT_UP_TIMEOUT = '45m';
-export const DEFAULT_IMPORT_TIMEOUT = '30m';
+const DEFAULT_UP_TIMEOUT = '45m';
+const DEFAULT_IMPORT_TIMEOUT = '30m';
 
 export function withUpOptions<T>(y: Argv<T>) {
   return y
