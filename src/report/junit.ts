@@ -34,7 +34,7 @@
 import { create } from 'xmlbuilder2';
 import type { Finding } from '../findings/model.js';
 import { listedFindings } from './listed.js';
-import type { ImageOutcome, Report } from './model.js';
+import type { FailedImage, ImageOutcome, Report } from './model.js';
 import { cleanText } from './text.js';
 
 export interface JunitOptions {
@@ -105,36 +105,7 @@ const TRUST_TYPES = {
 } as const;
 
 function buildSuite(outcome: ImageOutcome, report: Report): Suite {
-  const failOn = report.failOn === 'none' ? 'none' : report.failOn;
-  if (outcome.kind === 'error') {
-    const image = outcome.image;
-    const imageClass = `${CLASS_ROOT}.${classPart(image.ref)}`;
-    const message = `scan failed: ${outcome.error.message}`;
-    return {
-      properties: [
-        ['image', image.ref],
-        ...(image.id ? [['image.id', image.id] as [string, string]] : []),
-        ...(image.digest ? [['image.digest', image.digest] as [string, string]] : []),
-        ['fail-on', failOn],
-        ['verdict', 'error'],
-        ['reason', outcome.error.message],
-        ['tool', `${report.tool.name} ${report.tool.version}`],
-      ],
-      cases: [{
-        classname: imageClass,
-        name: 'scan',
-        outcome: {
-          kind: 'error',
-          type: 'ScanError',
-          message,
-          body: `${outcome.error.message}${outcome.error.code ? `\ncode: ${outcome.error.code}` : ''}`,
-        },
-      }],
-      out: `${image.ref}: ERROR: ${outcome.error.message}`,
-      err: outcome.error.message,
-    };
-  }
-
+  if (outcome.kind === 'error') return failedSuite(outcome, report);
   const { scan, verdict } = outcome;
   const imageClass = `${CLASS_ROOT}.${classPart(scan.image.ref)}`;
   const dist = scan.distribution;
@@ -146,7 +117,7 @@ function buildSuite(outcome: ImageOutcome, report: Report): Suite {
     ['clair.api', scan.engine.api],
     ['distribution', dist ? (dist.prettyName ?? `${dist.id} ${dist.version}`) : 'none recognised'],
     ['packages', String(scan.packageCount)],
-    ['fail-on', failOn],
+    ['fail-on', report.failOn],
     ['verdict', verdict.verdict],
     ['reason', verdict.reason],
     ['tool', `${report.tool.name} ${report.tool.version}`],
@@ -183,6 +154,36 @@ function buildSuite(outcome: ImageOutcome, report: Report): Suite {
     cases: [scanCase, ...findingCases],
     out: `${scan.image.ref}: ${verdict.verdict.toUpperCase()}: ${verdict.reason}`,
     err: '',
+  };
+}
+
+/** An image whose scan threw: its one case errors with the message. */
+function failedSuite(outcome: FailedImage, report: Report): Suite {
+  const image = outcome.image;
+  const imageClass = `${CLASS_ROOT}.${classPart(image.ref)}`;
+  const message = `scan failed: ${outcome.error.message}`;
+  return {
+    properties: [
+      ['image', image.ref],
+      ...(image.id ? [['image.id', image.id] as [string, string]] : []),
+      ...(image.digest ? [['image.digest', image.digest] as [string, string]] : []),
+      ['fail-on', report.failOn],
+      ['verdict', 'error'],
+      ['reason', outcome.error.message],
+      ['tool', `${report.tool.name} ${report.tool.version}`],
+    ],
+    cases: [{
+      classname: imageClass,
+      name: 'scan',
+      outcome: {
+        kind: 'error',
+        type: 'ScanError',
+        message,
+        body: `${outcome.error.message}${outcome.error.code ? `\ncode: ${outcome.error.code}` : ''}`,
+      },
+    }],
+    out: `${image.ref}: ERROR: ${outcome.error.message}`,
+    err: outcome.error.message,
   };
 }
 

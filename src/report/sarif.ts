@@ -20,10 +20,10 @@
 //   invocations      one: executionSuccessful false when an image errored; images that errored or whose verdict
 //                    is untrusted are toolExecutionNotifications (level error / warning), never silent.
 // Text from Clair loses ANSI escapes and control characters (newlines kept); JSON escaping does the rest.
-import type { Finding } from '../findings/model.js';
+import type { Finding, ImageScan } from '../findings/model.js';
 import { severityRank, type Severity } from '../findings/severity.js';
-import { listedFindings } from './listed.js';
-import type { Report } from './model.js';
+import { listedFindings, type ListedFindings } from './listed.js';
+import type { ImageOutcome, Report } from './model.js';
 import { cleanText as clean } from './text.js';
 
 export interface SarifOptions {
@@ -72,82 +72,20 @@ interface SarifResult {
   properties: Record<string, unknown>;
 }
 
-export function renderSarif(report: Report, options: SarifOptions = {}): string {
-  const rules: SarifRule[] = [];
-  const ruleIndex = new Map<string, number>();
-  const ruleSeverity = new Map<string, Severity>();
-  const results: SarifResult[] = [];
-  const notifications: { level: Level; message: { text: string }; properties: Record<string, string> }[] = [];
-  let anyError = false;
+type Notification = { level: Level; message: { text: string }; properties: Record<string, string> };
 
+export function renderSarif(report: Report, options: SarifOptions = {}): string {
+  const rules = new RuleSet(report.failOn);
+  const results: SarifResult[] = [];
+  const notifications: Notification[] = [];
   for (const outcome of report.images) {
-    if (outcome.kind === 'error') {
-      anyError = true;
-      notifications.push({
-        level: 'error',
-        message: { text: clean(`${outcome.image.ref}: scan failed: ${outcome.error.message}`) },
-        properties: { image: clean(outcome.image.ref), ...(outcome.error.code ? { code: outcome.error.code } : {}) },
-      });
-      continue;
-    }
-    const { scan, verdict } = outcome;
-    if (verdict.verdict === 'untrusted') {
-      notifications.push({
-        level: 'warning',
-        message: { text: clean(`${scan.image.ref}: the verdict cannot be trusted: ${verdict.reason}`) },
-        properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
-      });
-    }
+    const notification = notificationFor(outcome);
+    if (notification) notifications.push(notification);
+    if (outcome.kind === 'error') continue;
     const listed = listedFindings(outcome, report);
-    for (const f of listed.findings) {
-      let index = ruleIndex.get(f.id);
-      if (index === undefined) {
-        index = rules.length;
-        ruleIndex.set(f.id, index);
-        rules.push(ruleFor(f, report.failOn));
-      }
-      const worst = ruleSeverity.get(f.id);
-      if (worst === undefined || severityRank(f.severity) > severityRank(worst)) {
-        ruleSeverity.set(f.id, f.severity);
-        const rule = rules[index]!;
-        rule.properties['security-severity'] = SECURITY_SEVERITY[f.severity];
-        rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
-        rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, report.failOn));
-      }
-      const s = listed.suppression(f);
-      const ref = clean(scan.image.ref);
-      const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
-      const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
-      const result: SarifResult = {
-        ruleId: f.id,
-        ruleIndex: index,
-        level: levelOf(f.severity, listed.isFailing(f)),
-        message: {
-          text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
-        },
-        locations: [{
-          physicalLocation: {
-            artifactLocation: { uri: artifactUri(scan.image.ref), uriBaseId: 'ROOTPATH' },
-            region: { startLine: 1, startColumn: 1, endLine: 1, endColumn: 1 },
-          },
-          logicalLocations: [{ name: ref, fullyQualifiedName: `${ref}@${scan.image.id}`, kind: 'module' }],
-          message: { text: `${ref}: ${pkg}` },
-        }],
-        partialFingerprints: { 'dockerClair/v1': `${ref}|${clean(f.id)}|${clean(f.package.name)}` },
-        ...(s ? { suppressions: [{ kind: 'external' as const, status: 'accepted' as const, justification: clean(`${s.rule}: ${s.reason}`) }] } : {}),
-        properties: {
-          image: ref,
-          imageId: scan.image.id,
-          severity: f.severity,
-          package: clean(f.package.name),
-          installedVersion: clean(f.package.version),
-          fixedIn: f.fixedIn === undefined ? null : clean(f.fixedIn),
-          layer: f.layer ?? null,
-        },
-      };
-      results.push(result);
-    }
+    for (const f of listed.findings) results.push(resultFor(f, outcome.scan, rules.indexOf(f), listed));
   }
+  const anyError = report.images.some((o) => o.kind === 'error');
 
   const log = {
     $schema: SARIF_SCHEMA,
@@ -159,7 +97,7 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
           version: report.tool.version,
           semanticVersion: report.tool.version,
           informationUri: options.informationUri ?? DEFAULT_INFORMATION_URI,
-          rules,
+          rules: rules.rules,
         },
       },
       invocations: [{
@@ -180,6 +118,88 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
     }],
   };
   return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+/** Images that errored, or whose verdict cannot be trusted, are said so: never silent. */
+function notificationFor(outcome: ImageOutcome): Notification | undefined {
+  if (outcome.kind === 'error') {
+    return {
+      level: 'error',
+      message: { text: clean(`${outcome.image.ref}: scan failed: ${outcome.error.message}`) },
+      properties: { image: clean(outcome.image.ref), ...(outcome.error.code ? { code: outcome.error.code } : {}) },
+    };
+  }
+  const { scan, verdict } = outcome;
+  if (verdict.verdict !== 'untrusted') return undefined;
+  return {
+    level: 'warning',
+    message: { text: clean(`${scan.image.ref}: the verdict cannot be trusted: ${verdict.reason}`) },
+    properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
+  };
+}
+
+/** One rule per vulnerability ID, in the order first seen; a rule's severity is the highest among its findings. */
+class RuleSet {
+  readonly rules: SarifRule[] = [];
+  private readonly index = new Map<string, number>();
+  private readonly worst = new Map<string, Severity>();
+  private readonly failOn: Report['failOn'];
+
+  constructor(failOn: Report['failOn']) {
+    this.failOn = failOn;
+  }
+
+  indexOf(f: Finding): number {
+    let index = this.index.get(f.id);
+    if (index === undefined) {
+      index = this.rules.length;
+      this.index.set(f.id, index);
+      this.rules.push(ruleFor(f, this.failOn));
+    }
+    const worst = this.worst.get(f.id);
+    if (worst === undefined || severityRank(f.severity) > severityRank(worst)) {
+      this.worst.set(f.id, f.severity);
+      const rule = this.rules[index]!;
+      rule.properties['security-severity'] = SECURITY_SEVERITY[f.severity];
+      rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
+      rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, this.failOn));
+    }
+    return index;
+  }
+}
+
+function resultFor(f: Finding, scan: ImageScan, ruleIndex: number, listed: ListedFindings): SarifResult {
+  const s = listed.suppression(f);
+  const ref = clean(scan.image.ref);
+  const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
+  const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
+  return {
+    ruleId: f.id,
+    ruleIndex,
+    level: levelOf(f.severity, listed.isFailing(f)),
+    message: {
+      text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
+    },
+    locations: [{
+      physicalLocation: {
+        artifactLocation: { uri: artifactUri(scan.image.ref), uriBaseId: 'ROOTPATH' },
+        region: { startLine: 1, startColumn: 1, endLine: 1, endColumn: 1 },
+      },
+      logicalLocations: [{ name: ref, fullyQualifiedName: `${ref}@${scan.image.id}`, kind: 'module' }],
+      message: { text: `${ref}: ${pkg}` },
+    }],
+    partialFingerprints: { 'dockerClair/v1': `${ref}|${clean(f.id)}|${clean(f.package.name)}` },
+    ...(s ? { suppressions: [{ kind: 'external' as const, status: 'accepted' as const, justification: clean(`${s.rule}: ${s.reason}`) }] } : {}),
+    properties: {
+      image: ref,
+      imageId: scan.image.id,
+      severity: f.severity,
+      package: clean(f.package.name),
+      installedVersion: clean(f.package.version),
+      fixedIn: f.fixedIn === undefined ? null : clean(f.fixedIn),
+      layer: f.layer ?? null,
+    },
+  };
 }
 
 function ruleFor(f: Finding, failOn: Report['failOn']): SarifRule {
