@@ -34,6 +34,7 @@ import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
 import { loadRunPolicy } from '../policy/load.js';
+import type { SourceSettings } from '../source/settings.js';
 import type { ScanSettings } from './settings.js';
 import type { ManagedClairEndpoint } from '../server/managed-server.js';
 
@@ -167,7 +168,7 @@ interface RunImages {
 }
 
 /** The images named on the command line, from the Docker daemon. */
-async function daemonImages(options: Readonly<ScanSettings>, globals: DockerGlobalFlags, deps: ScanDeps,
+async function daemonImages(options: Readonly<SourceSettings>, globals: DockerGlobalFlags, deps: ScanDeps,
   signal: AbortSignal): Promise<RunImages> {
   const { log } = deps;
   let source = deps.source;
