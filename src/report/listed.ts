@@ -22,9 +22,8 @@ export function keptFindings(outcome: ScannedImage): Finding[] {
 }
 
 /**
- * A finding's identity within one image: vulnerability, package and installed version. The verdict's failing
- * list and the suppressions hold the same findings as the scan, but are matched by key so that a finding
- * equal in content counts as the same row.
+ * A finding's identity within one image (vulnerability, package, installed version): how a listed finding is
+ * looked up among the verdict's failing findings and the suppressions.
  */
 function findingKey(f: Finding): string {
   return JSON.stringify([f.id, f.package.name, f.package.version]);
