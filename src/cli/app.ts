@@ -1,7 +1,8 @@
 // The command-line grammar: the only module that knows yargs. Parsing has no side effects: it returns
 // what to run (an Invocation) or the text yargs produced for --help/--version.
 import yargs, { type Argv } from 'yargs';
-import { splitArgv, ArgvError, type DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
+import { splitArgv, ArgvError } from '../plugin/argv.js';
 import { UsageError } from '../runtime/errors.js';
 import { VERSION } from '../version.js';
 import { toScanOptions, withScanOptions, type RawScanArgs, type ScanOptions } from './options/scan-options.js';

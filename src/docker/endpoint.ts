@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from './global-flags.js';
 import { EndpointError, errnoCode } from '../runtime/errors.js';
 import { redactUrl } from '../runtime/redact.js';
 
-export const DEFAULT_UNIX_HOST = 'unix:///var/run/docker.sock';
-export const DEFAULT_TLS_HOST = 'tcp://localhost:2376';
+const DEFAULT_UNIX_HOST = 'unix:///var/run/docker.sock';
+const DEFAULT_TLS_HOST = 'tcp://localhost:2376';
 const DEFAULT_TCP_PORT = 2375;
 
 export type Transport =

@@ -1,22 +1,10 @@
 // The docker CLI execs a plugin with its own argv unchanged: docker's global flags come first, then the
 // `clair` token, then the plugin's command (docker/cli cli-plugins/manager/manager.go PluginRunCommand). This
 // module separates the three, so the command parser only ever sees the plugin's own arguments.
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
 
-/** docker's global flags, as given before the command (`docker [GLOBAL] clair …`). */
-export interface DockerGlobalFlags {
-  config?: string;
-  context?: string;
-  /** -H may be repeated on the command line; more than one is an error at resolution time, as in docker. */
-  hosts: string[];
-  debug?: boolean;
-  logLevel?: string;
-  tls?: boolean;
-  /** undefined when --tlsverify was not given at all: giving it, even `=false`, turns TLS on. */
-  tlsVerify?: boolean;
-  tlsCaCert?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-}
+// Re-exported for the modules that take the flags from here (the managed Clair's commands).
+export type { DockerGlobalFlags } from '../docker/global-flags.js';
 
 export interface SplitArgv {
   globals: DockerGlobalFlags;

@@ -2,7 +2,7 @@
 // every `docker --help`, so this module imports nothing and answers from build-time constants.
 import { VERSION } from '../version.js';
 
-export const PLUGIN_URL = 'https://github.com/docker-clair/docker-clair';
+const PLUGIN_URL = 'https://github.com/docker-clair/docker-clair';
 
 /** CLIs older than 28.4.1 accept only SchemaVersion "0.1.0": anything else makes the plugin "unknown". */
 export function pluginMetadata(): Record<string, string> {

@@ -4,7 +4,7 @@ import type { Finding, ImageScan } from '../findings/model.js';
 import { ruleSource, type IgnoreRule } from './ignore-file.js';
 import type { FindingFilter, SuppressionHit } from './verdict.js';
 
-export const IGNORE_UNFIXED_RULE = '--ignore-unfixed';
+const IGNORE_UNFIXED_RULE = '--ignore-unfixed';
 
 /**
  * The ignore file's (unexpired) rules. A rule matches a finding when

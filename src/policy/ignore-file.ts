@@ -1,5 +1,5 @@
 // `--ignore-file`: vulnerability ids a team has decided to accept. Pure: text in, rules out (reading the file is
-// the caller's job, see scan/run-policy.ts).
+// the caller's job, see policy/load.ts).
 //
 // Two forms, told apart by the first line that is neither blank nor a comment:
 //   - it starts with "-", "---" or "vulnerabilities:" → the structured YAML form;

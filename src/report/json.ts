@@ -42,7 +42,8 @@ import type { Finding } from '../findings/model.js';
 import { SEVERITIES, type Severity } from '../findings/severity.js';
 import type { IgnoreRule } from '../policy/ignore-file.js';
 import type { Suppression } from '../policy/verdict.js';
-import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
+import { keptFindings, visibleFindings } from './listed.js';
+import type { ImageOutcome, Report } from './model.js';
 
 export const JSON_SCHEMA_VERSION = 2;
 
@@ -90,7 +91,7 @@ function imageJson(outcome: ImageOutcome, report: Report) {
 }
 
 /** Counts per severity, every severity present, most severe first. */
-export function summarise(findings: readonly Finding[]): Record<Severity, number> {
+function summarise(findings: readonly Finding[]): Record<Severity, number> {
   const counts = Object.fromEntries([...SEVERITIES].reverse().map((s) => [s, 0])) as Record<Severity, number>;
   for (const f of findings) counts[f.severity] += 1;
   return counts;

@@ -17,7 +17,7 @@
 //                    <failure type="<Severity>" message=…>  at or above --fail-on (the verdict's failing findings)
 //                    <skipped message="ignored by <rule>: <reason>"/>   suppressed by the ignore file/--ignore-unfixed
 //                    nothing (passing)                      below the threshold
-//                    (the findings listed are model.visibleFindings: --min-severity hides rows, never failures
+//                    (the findings listed are listed.ts's listedFindings: --min-severity hides rows, never failures
 //                    of the verdict; suppressed findings below --min-severity are hidden too)
 //       <system-out>  the verdict and its reason   <system-err>  the image's error, if any
 //
@@ -33,21 +33,13 @@
 // escapes `<`, `&`, `>` (so `]]>` cannot appear) and `"`. Non-ASCII text is kept and written as UTF-8.
 import { create } from 'xmlbuilder2';
 import type { Finding } from '../findings/model.js';
-import type { Suppression } from '../policy/verdict.js';
-import { severityRank } from '../findings/severity.js';
-import { visibleFindings, type ImageOutcome, type Report } from './model.js';
+import { listedFindings } from './listed.js';
+import type { FailedImage, ImageOutcome, Report } from './model.js';
+import { cleanText } from './text.js';
 
 export interface JunitOptions {
   /** The suite `hostname` attribute (the Ant XSD requires one); the caller supplies it. Default "localhost". */
   hostname?: string;
-}
-
-/** The suite-level summary of one image, for tests and for the README's count rules. */
-export interface SuiteCounts {
-  tests: number;
-  failures: number;
-  errors: number;
-  skipped: number;
 }
 
 const CLASS_ROOT = 'clair';
@@ -56,7 +48,7 @@ export function renderJunit(report: Report, options: JunitOptions = {}): string 
   const doc = create({ version: '1.0', encoding: 'UTF-8' });
   const root = doc.ele('testsuites');
   report.images.forEach((outcome, index) => {
-    const suite = buildSuite(outcome, report, options);
+    const suite = buildSuite(outcome, report);
     const ref = outcome.kind === 'scanned' ? outcome.scan.image.ref : outcome.image.ref;
     const el = root.ele('testsuite', {
       name: classPart(ref),
@@ -83,13 +75,6 @@ export function renderJunit(report: Report, options: JunitOptions = {}): string 
     el.ele('system-err').txt(body(suite.err));
   });
   return `${doc.end({ prettyPrint: true, indent: '  ' })}\n`;
-}
-
-/** Counts of one image's suite as the document states them (Jenkins recomputes the same from the testcases). */
-export function junitCounts(outcome: ImageOutcome, report: Report, options: JunitOptions = {}): SuiteCounts {
-  const { cases } = buildSuite(outcome, report, options);
-  const n = (k: string) => cases.filter((c) => c.outcome?.kind === k).length;
-  return { tests: cases.length, failures: n('failure'), errors: n('error'), skipped: n('skipped') };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -119,37 +104,8 @@ const TRUST_TYPES = {
   'no-updater': 'NoUpdater',
 } as const;
 
-function buildSuite(outcome: ImageOutcome, report: Report, options: JunitOptions): Suite {
-  const failOn = report.failOn === 'none' ? 'none' : report.failOn;
-  if (outcome.kind === 'error') {
-    const image = outcome.image;
-    const imageClass = `${CLASS_ROOT}.${classPart(image.ref)}`;
-    const message = `scan failed: ${outcome.error.message}`;
-    return {
-      properties: [
-        ['image', image.ref],
-        ...(image.id ? [['image.id', image.id] as [string, string]] : []),
-        ...(image.digest ? [['image.digest', image.digest] as [string, string]] : []),
-        ['fail-on', failOn],
-        ['verdict', 'error'],
-        ['reason', outcome.error.message],
-        ['tool', `${report.tool.name} ${report.tool.version}`],
-      ],
-      cases: [{
-        classname: imageClass,
-        name: 'scan',
-        outcome: {
-          kind: 'error',
-          type: 'ScanError',
-          message,
-          body: `${outcome.error.message}${outcome.error.code ? `\ncode: ${outcome.error.code}` : ''}`,
-        },
-      }],
-      out: `${image.ref}: ERROR: ${outcome.error.message}`,
-      err: outcome.error.message,
-    };
-  }
-
+function buildSuite(outcome: ImageOutcome, report: Report): Suite {
+  if (outcome.kind === 'error') return failedSuite(outcome, report);
   const { scan, verdict } = outcome;
   const imageClass = `${CLASS_ROOT}.${classPart(scan.image.ref)}`;
   const dist = scan.distribution;
@@ -161,7 +117,7 @@ function buildSuite(outcome: ImageOutcome, report: Report, options: JunitOptions
     ['clair.api', scan.engine.api],
     ['distribution', dist ? (dist.prettyName ?? `${dist.id} ${dist.version}`) : 'none recognised'],
     ['packages', String(scan.packageCount)],
-    ['fail-on', failOn],
+    ['fail-on', report.failOn],
     ['verdict', verdict.verdict],
     ['reason', verdict.reason],
     ['tool', `${report.tool.name} ${report.tool.version}`],
@@ -178,26 +134,16 @@ function buildSuite(outcome: ImageOutcome, report: Report, options: JunitOptions
     };
   }
 
-  const failing = new Set(verdict.failing.map(findingKey));
-  const suppressed = new Map<string, Suppression>((outcome.suppressed ?? []).map((s) => [findingKey(s.finding), s]));
-  // The rows every format lists (--min-severity applied, suppressed findings out), then the suppressed findings
-  // at or above --min-severity, as skipped.
-  const all = [...visibleFindings(outcome, report)];
-  const seen = new Set(all.map(findingKey));
-  const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
-  for (const s of outcome.suppressed ?? []) {
-    if (!seen.has(findingKey(s.finding)) && severityRank(s.finding.severity) >= min) all.push(s.finding);
-  }
-
-  const findingCases: Case[] = all.map((f) => {
-    const key = findingKey(f);
+  // The rows every format lists, then the suppressed findings at or above --min-severity, as skipped.
+  const listed = listedFindings(outcome, report);
+  const findingCases: Case[] = listed.findings.map((f) => {
     const c: Case = {
       classname: `${imageClass}.${packagePart(f.package.name)}`,
       name: `${f.id} (${f.severity}) ${f.package.name} ${f.package.version}`,
     };
-    const s = suppressed.get(key);
+    const s = listed.suppression(f);
     if (s) c.outcome = { kind: 'skipped', message: `ignored by ${s.rule}: ${s.reason}` };
-    else if (failing.has(key)) {
+    else if (listed.isFailing(f)) {
       c.outcome = { kind: 'failure', type: f.severity, message: failureMessage(f), body: failureBody(f, scan.image.ref) };
     }
     return c;
@@ -211,8 +157,34 @@ function buildSuite(outcome: ImageOutcome, report: Report, options: JunitOptions
   };
 }
 
-function findingKey(f: Finding): string {
-  return JSON.stringify([f.id, f.package.name, f.package.version]);
+/** An image whose scan threw: its one case errors with the message. */
+function failedSuite(outcome: FailedImage, report: Report): Suite {
+  const image = outcome.image;
+  const imageClass = `${CLASS_ROOT}.${classPart(image.ref)}`;
+  const message = `scan failed: ${outcome.error.message}`;
+  return {
+    properties: [
+      ['image', image.ref],
+      ...(image.id ? [['image.id', image.id] as [string, string]] : []),
+      ...(image.digest ? [['image.digest', image.digest] as [string, string]] : []),
+      ['fail-on', report.failOn],
+      ['verdict', 'error'],
+      ['reason', outcome.error.message],
+      ['tool', `${report.tool.name} ${report.tool.version}`],
+    ],
+    cases: [{
+      classname: imageClass,
+      name: 'scan',
+      outcome: {
+        kind: 'error',
+        type: 'ScanError',
+        message,
+        body: `${outcome.error.message}${outcome.error.code ? `\ncode: ${outcome.error.code}` : ''}`,
+      },
+    }],
+    out: `${image.ref}: ERROR: ${outcome.error.message}`,
+    err: outcome.error.message,
+  };
 }
 
 function failureMessage(f: Finding): string {
@@ -261,24 +233,11 @@ export function formatSeconds(seconds: number): string {
   return String(Math.round(seconds * 1000) / 1000);
 }
 
-// ANSI escape sequences: CSI, OSC/DCS/SOS/PM/APC strings, two-character ESC sequences.
-const ESCAPES =
-  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
-// Everything XML 1.0 forbids (C0 but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF), plus DEL, C1 and the
-// bidirectional controls, which XML allows but which only ever disturb a reader.
-const FORBIDDEN =
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** Text for an element body: escapes and forbidden characters removed, line breaks kept (CR LF → LF). */
-export function xmlText(text: string): string {
-  return text.replace(ESCAPES, '').replace(/\r\n?/g, '\n').replace(FORBIDDEN, '');
-}
-
 function body(text: string): string {
-  return xmlText(text);
+  return cleanText(text);
 }
 
-/** Text for an attribute: as xmlText, folded onto one line (XML would turn raw line breaks into spaces anyway). */
+/** Text for an attribute: as an element body, folded onto one line (XML would turn raw line breaks into spaces anyway). */
 function attr(text: string): string {
-  return xmlText(text).replace(/\s+/g, ' ').trim();
+  return cleanText(text).replace(/\s+/g, ' ').trim();
 }

@@ -1,7 +1,7 @@
-// The renderers' only input: what was scanned, what was decided, stamped by the caller. Built by scan/run.ts;
-// every renderer (table, json, later junit and sarif) is a pure function of a Report and plain options.
-import type { Finding, ImageRef, ImageScan } from '../findings/model.js';
-import { severityRank, type Severity } from '../findings/severity.js';
+// The renderers' only input: what was scanned, what was decided, stamped by the caller (built by build.ts).
+// Every renderer is a pure function of a Report and plain options, so the same run renders the same in any format.
+import type { ImageRef, ImageScan } from '../findings/model.js';
+import type { Severity } from '../findings/severity.js';
 import type { IgnoreRule } from '../policy/ignore-file.js';
 import type { ImageVerdict, Outcome, Suppression } from '../policy/verdict.js';
 
@@ -10,7 +10,7 @@ export interface Report {
   /** When the report was made, ISO 8601; injected by the caller (renderers read no clock). */
   generatedAt: string;
   failOn: Severity | 'none';
-  /** --min-severity: rows below it are hidden by every renderer (see visibleFindings); the verdict is unaffected. */
+  /** --min-severity: rows below it are hidden by every renderer (see listed.ts); the verdict is unaffected. */
   minSeverity?: Severity;
   /** The ignore file read for this run, if any. */
   ignoreFile?: string;
@@ -40,28 +40,8 @@ export interface FailedImage {
   error: { message: string; code?: string };
 }
 
-export function imageOf(outcome: ImageOutcome): { ref: string; id?: string; digest?: string } {
-  return outcome.kind === 'scanned' ? outcome.scan.image : outcome.image;
-}
-
 /** The report's images as verdict outcomes, for exitCodeFor. */
 export function outcomesOf(report: Report): Outcome[] {
   return report.images.map((i) => (i.kind === 'scanned' ? { verdict: i.verdict.verdict } : { verdict: 'error' as const }));
 }
 
-/**
- * The findings a renderer lists for an image: not suppressed by a filter (those are in `suppressed`, for
- * renderers that show them separately) and at or above `report.minSeverity`. The scan's order is kept.
- * Every renderer uses this, so --min-severity and the ignore rules look the same in every format.
- */
-export function visibleFindings(outcome: ScannedImage, report: Pick<Report, 'minSeverity'>): Finding[] {
-  const hidden = new Set((outcome.suppressed ?? []).map((s) => s.finding));
-  const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
-  return outcome.scan.findings.filter((f) => !hidden.has(f) && severityRank(f.severity) >= min);
-}
-
-/** The findings left after the filters (ignore file, --ignore-unfixed), whatever --min-severity hides. */
-export function keptFindings(outcome: ScannedImage): Finding[] {
-  const hidden = new Set((outcome.suppressed ?? []).map((s) => s.finding));
-  return outcome.scan.findings.filter((f) => !hidden.has(f));
-}

@@ -5,13 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Format, OutputSpec } from './formats.js';
 import { ReportWriteError, errnoCode } from '../runtime/errors.js';
-import { renderJson } from './json.js';
-import { renderJunit } from './junit.js';
+import type { OutputSpec } from './formats.js';
 import type { Report } from './model.js';
-import { renderSarif } from './sarif.js';
-import { renderTable } from './table.js';
+import { WRITERS } from './writers.js';
 
 export interface OutputOptions {
   stdout: NodeJS.WritableStream;
@@ -21,28 +18,17 @@ export interface OutputOptions {
   cwd?: string;
 }
 
-export const IMPLEMENTED_FORMATS: ReadonlySet<Format> = new Set<Format>(['table', 'json', 'junit', 'sarif']);
-
-export function render(format: Format, report: Report, color: boolean, width?: number): string {
-  switch (format) {
-    case 'table':
-      return renderTable(report, { color, ...(width ? { width } : {}) });
-    case 'json':
-      return renderJson(report);
-    case 'junit':
-      // The host name is the caller's to give (renderers read no environment); the Ant XSD requires one.
-      return renderJunit(report, { hostname: hostname() });
-    case 'sarif':
-      return renderSarif(report);
-  }
-}
-
 export async function writeReports(report: Report, outputs: readonly OutputSpec[], options: OutputOptions): Promise<void> {
   // Render everything first: a rendering error then leaves no file at all.
-  const rendered = outputs.map((o) => ({
-    ...o,
-    text: render(o.format, report, o.path === undefined && o.format === 'table' && options.stdoutColor, o.path ? undefined : options.width),
-  }));
+  const rendered = outputs.map((o) => {
+    const width = o.path ? undefined : options.width;
+    const text = WRITERS[o.format](report, {
+      color: o.path === undefined && o.format === 'table' && options.stdoutColor,
+      ...(width ? { width } : {}),
+      hostname: hostname(),
+    });
+    return { ...o, text };
+  });
   for (const output of rendered) {
     const text = output.text.endsWith('\n') ? output.text : `${output.text}\n`;
     if (output.path === undefined) {
@@ -53,7 +39,7 @@ export async function writeReports(report: Report, outputs: readonly OutputSpec[
   }
 }
 
-export async function writeAtomically(path: string, text: string): Promise<void> {
+async function writeAtomically(path: string, text: string): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await mkdir(dirname(path), { recursive: true });

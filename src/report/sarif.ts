@@ -20,17 +20,18 @@
 //   invocations      one: executionSuccessful false when an image errored; images that errored or whose verdict
 //                    is untrusted are toolExecutionNotifications (level error / warning), never silent.
 // Text from Clair loses ANSI escapes and control characters (newlines kept); JSON escaping does the rest.
-import type { Finding } from '../findings/model.js';
+import type { Finding, ImageScan } from '../findings/model.js';
 import { severityRank, type Severity } from '../findings/severity.js';
-import type { Suppression } from '../policy/verdict.js';
-import { visibleFindings, type Report } from './model.js';
+import { listedFindings, type ListedFindings } from './listed.js';
+import type { ImageOutcome, Report } from './model.js';
+import { cleanText as clean } from './text.js';
 
 export interface SarifOptions {
   /** tool.driver.informationUri. */
   informationUri?: string;
 }
 
-export const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
+const SARIF_SCHEMA = 'https://json.schemastore.org/sarif-2.1.0.json';
 const DEFAULT_INFORMATION_URI = 'https://github.com/docker-clair/docker-clair';
 
 /** GitHub's security-severity scale (CVSS-like); Trivy and Grype use the same anchors. */
@@ -71,92 +72,20 @@ interface SarifResult {
   properties: Record<string, unknown>;
 }
 
+type Notification = { level: Level; message: { text: string }; properties: Record<string, string> };
+
 export function renderSarif(report: Report, options: SarifOptions = {}): string {
-  const rules: SarifRule[] = [];
-  const ruleIndex = new Map<string, number>();
-  const ruleSeverity = new Map<string, Severity>();
+  const rules = new RuleSet(report.failOn);
   const results: SarifResult[] = [];
-  const notifications: { level: Level; message: { text: string }; properties: Record<string, string> }[] = [];
-  let anyError = false;
-
+  const notifications: Notification[] = [];
   for (const outcome of report.images) {
-    if (outcome.kind === 'error') {
-      anyError = true;
-      notifications.push({
-        level: 'error',
-        message: { text: clean(`${outcome.image.ref}: scan failed: ${outcome.error.message}`) },
-        properties: { image: clean(outcome.image.ref), ...(outcome.error.code ? { code: outcome.error.code } : {}) },
-      });
-      continue;
-    }
-    const { scan, verdict } = outcome;
-    if (verdict.verdict === 'untrusted') {
-      notifications.push({
-        level: 'warning',
-        message: { text: clean(`${scan.image.ref}: the verdict cannot be trusted: ${verdict.reason}`) },
-        properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
-      });
-    }
-    const failing = new Set(verdict.failing.map(findingKey));
-    const suppressed = new Map<string, Suppression>((outcome.suppressed ?? []).map((s) => [findingKey(s.finding), s]));
-    // model.visibleFindings (--min-severity applied), then the suppressed findings at or above --min-severity.
-    const listed = [...visibleFindings(outcome, report)];
-    const seen = new Set(listed.map(findingKey));
-    const min = report.minSeverity === undefined ? -1 : severityRank(report.minSeverity);
-    for (const s of outcome.suppressed ?? []) {
-      if (!seen.has(findingKey(s.finding)) && severityRank(s.finding.severity) >= min) listed.push(s.finding);
-    }
-
-    for (const f of listed) {
-      let index = ruleIndex.get(f.id);
-      if (index === undefined) {
-        index = rules.length;
-        ruleIndex.set(f.id, index);
-        rules.push(ruleFor(f, report.failOn));
-      }
-      const worst = ruleSeverity.get(f.id);
-      if (worst === undefined || severityRank(f.severity) > severityRank(worst)) {
-        ruleSeverity.set(f.id, f.severity);
-        const rule = rules[index]!;
-        rule.properties['security-severity'] = SECURITY_SEVERITY[f.severity];
-        rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
-        rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, report.failOn));
-      }
-      const key = findingKey(f);
-      const s = suppressed.get(key);
-      const ref = clean(scan.image.ref);
-      const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
-      const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
-      const result: SarifResult = {
-        ruleId: f.id,
-        ruleIndex: index,
-        level: levelOf(f.severity, failing.has(key)),
-        message: {
-          text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
-        },
-        locations: [{
-          physicalLocation: {
-            artifactLocation: { uri: artifactUri(scan.image.ref), uriBaseId: 'ROOTPATH' },
-            region: { startLine: 1, startColumn: 1, endLine: 1, endColumn: 1 },
-          },
-          logicalLocations: [{ name: ref, fullyQualifiedName: `${ref}@${scan.image.id}`, kind: 'module' }],
-          message: { text: `${ref}: ${pkg}` },
-        }],
-        partialFingerprints: { 'dockerClair/v1': `${ref}|${clean(f.id)}|${clean(f.package.name)}` },
-        ...(s ? { suppressions: [{ kind: 'external' as const, status: 'accepted' as const, justification: clean(`${s.rule}: ${s.reason}`) }] } : {}),
-        properties: {
-          image: ref,
-          imageId: scan.image.id,
-          severity: f.severity,
-          package: clean(f.package.name),
-          installedVersion: clean(f.package.version),
-          fixedIn: f.fixedIn === undefined ? null : clean(f.fixedIn),
-          layer: f.layer ?? null,
-        },
-      };
-      results.push(result);
-    }
+    const notification = notificationFor(outcome);
+    if (notification) notifications.push(notification);
+    if (outcome.kind === 'error') continue;
+    const listed = listedFindings(outcome, report);
+    for (const f of listed.findings) results.push(resultFor(f, outcome.scan, rules.indexOf(f), listed));
   }
+  const anyError = report.images.some((o) => o.kind === 'error');
 
   const log = {
     $schema: SARIF_SCHEMA,
@@ -168,7 +97,7 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
           version: report.tool.version,
           semanticVersion: report.tool.version,
           informationUri: options.informationUri ?? DEFAULT_INFORMATION_URI,
-          rules,
+          rules: rules.rules,
         },
       },
       invocations: [{
@@ -189,6 +118,88 @@ export function renderSarif(report: Report, options: SarifOptions = {}): string 
     }],
   };
   return `${JSON.stringify(log, null, 2)}\n`;
+}
+
+/** Images that errored, or whose verdict cannot be trusted, are said so: never silent. */
+function notificationFor(outcome: ImageOutcome): Notification | undefined {
+  if (outcome.kind === 'error') {
+    return {
+      level: 'error',
+      message: { text: clean(`${outcome.image.ref}: scan failed: ${outcome.error.message}`) },
+      properties: { image: clean(outcome.image.ref), ...(outcome.error.code ? { code: outcome.error.code } : {}) },
+    };
+  }
+  const { scan, verdict } = outcome;
+  if (verdict.verdict !== 'untrusted') return undefined;
+  return {
+    level: 'warning',
+    message: { text: clean(`${scan.image.ref}: the verdict cannot be trusted: ${verdict.reason}`) },
+    properties: { image: clean(scan.image.ref), trust: scan.trust.map((t) => t.kind).join(',') },
+  };
+}
+
+/** One rule per vulnerability ID, in the order first seen; a rule's severity is the highest among its findings. */
+class RuleSet {
+  readonly rules: SarifRule[] = [];
+  private readonly index = new Map<string, number>();
+  private readonly worst = new Map<string, Severity>();
+  private readonly failOn: Report['failOn'];
+
+  constructor(failOn: Report['failOn']) {
+    this.failOn = failOn;
+  }
+
+  indexOf(f: Finding): number {
+    let index = this.index.get(f.id);
+    if (index === undefined) {
+      index = this.rules.length;
+      this.index.set(f.id, index);
+      this.rules.push(ruleFor(f, this.failOn));
+    }
+    const worst = this.worst.get(f.id);
+    if (worst === undefined || severityRank(f.severity) > severityRank(worst)) {
+      this.worst.set(f.id, f.severity);
+      const rule = this.rules[index]!;
+      rule.properties['security-severity'] = SECURITY_SEVERITY[f.severity];
+      rule.properties.tags = ['vulnerability', 'security', f.severity.toLowerCase()];
+      rule.defaultConfiguration.level = levelOf(f.severity, atOrAbove(f.severity, this.failOn));
+    }
+    return index;
+  }
+}
+
+function resultFor(f: Finding, scan: ImageScan, ruleIndex: number, listed: ListedFindings): SarifResult {
+  const s = listed.suppression(f);
+  const ref = clean(scan.image.ref);
+  const fix = f.fixedIn ? `fixed in ${clean(f.fixedIn)}` : 'no fix available';
+  const pkg = `${clean(f.package.name)} ${clean(f.package.version)}`;
+  return {
+    ruleId: f.id,
+    ruleIndex,
+    level: levelOf(f.severity, listed.isFailing(f)),
+    message: {
+      text: `${ref}: package ${pkg} is affected by ${clean(f.id)} (${f.severity}); ${fix}`,
+    },
+    locations: [{
+      physicalLocation: {
+        artifactLocation: { uri: artifactUri(scan.image.ref), uriBaseId: 'ROOTPATH' },
+        region: { startLine: 1, startColumn: 1, endLine: 1, endColumn: 1 },
+      },
+      logicalLocations: [{ name: ref, fullyQualifiedName: `${ref}@${scan.image.id}`, kind: 'module' }],
+      message: { text: `${ref}: ${pkg}` },
+    }],
+    partialFingerprints: { 'dockerClair/v1': `${ref}|${clean(f.id)}|${clean(f.package.name)}` },
+    ...(s ? { suppressions: [{ kind: 'external' as const, status: 'accepted' as const, justification: clean(`${s.rule}: ${s.reason}`) }] } : {}),
+    properties: {
+      image: ref,
+      imageId: scan.image.id,
+      severity: f.severity,
+      package: clean(f.package.name),
+      installedVersion: clean(f.package.version),
+      fixedIn: f.fixedIn === undefined ? null : clean(f.fixedIn),
+      layer: f.layer ?? null,
+    },
+  };
 }
 
 function ruleFor(f: Finding, failOn: Report['failOn']): SarifRule {
@@ -230,10 +241,6 @@ function levelOf(severity: Severity, failing: boolean): Level {
   return severityRank(severity) >= severityRank('Medium') ? 'warning' : 'note';
 }
 
-function findingKey(f: Finding): string {
-  return JSON.stringify([f.id, f.package.name, f.package.version]);
-}
-
 /**
  * The image as a relative URI, as Trivy writes container targets: `registry:5000/team/app:1.2@sha256:…` →
  * `registry/5000/team/app`. Tag and digest are dropped (the same image at another tag is the same alert
@@ -246,16 +253,6 @@ export function artifactUri(ref: string): string {
   if (colon > slash) repo = repo.slice(0, colon);
   const path = repo.replace(/:/g, '/').split('/').filter(Boolean).map((p) => encodeURIComponent(p)).join('/');
   return path || 'image';
-}
-
-// ANSI escape sequences, control characters (newlines and tabs kept), lone surrogates and noncharacters.
-const ESCAPES =
-  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
-const CONTROLS =
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-function clean(text: string): string {
-  return text.replace(ESCAPES, '').replace(/\r\n?/g, '\n').replace(CONTROLS, '');
 }
 
 function mdEscape(text: string): string {

@@ -9,13 +9,15 @@
 //   Total: <n> (Critical: a, High: b, Medium: c, Low: d, Negligible: e, Unknown: f)
 // A passing image without findings says "No vulnerabilities found." An untrusted image without findings prints
 // why it cannot be trusted instead of an (empty, clean-looking) table. An errored image prints its error.
-// Every piece of Clair- or user-provided text is passed through stripControl (ANSI escapes, C0/C1 controls and
-// bidirectional overrides removed; everything else, `<`, `&` and non-ASCII included, kept as is).
+// Every piece of Clair- or user-provided text is passed through text.ts's stripControl (ANSI escapes, C0/C1
+// controls and bidirectional overrides removed; everything else, `<`, `&` and non-ASCII included, kept as is).
 import Table from 'cli-table3';
 import type { Finding, ImageScan } from '../findings/model.js';
 import { SEVERITIES, severityRank, type Severity } from '../findings/severity.js';
 import type { Verdict } from '../policy/verdict.js';
-import { keptFindings, visibleFindings, type ImageOutcome, type Report } from './model.js';
+import { keptFindings, visibleFindings } from './listed.js';
+import type { ImageOutcome, Report } from './model.js';
+import { stripControl, withoutEscapes } from './text.js';
 
 export interface TableOptions {
   /** Colour the severity and verdict (SGR escapes). */
@@ -26,26 +28,6 @@ export interface TableOptions {
 
 export function renderTable(report: Report, options: TableOptions): string {
   return `${report.images.map((image) => renderImage(image, options, report)).join('\n\n')}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Sanitising
-
-// Escape sequences: CSI (ESC [ … final, or 8-bit CSI 0x9b), OSC/DCS/SOS/PM/APC strings (ESC ] … BEL|ST), and
-// two-character ESC sequences.
-const ESCAPES =
-  /\u001b\[[0-?]*[ -/]*[@-~]|\u009b[0-?]*[ -/]*[@-~]|\u001b[\]PX^_][^\u0007\u001b\u009c]*(?:\u0007|\u001b\\|\u009c)?|\u001b[ -/]*[0-~]/g;
-const LINE_BREAKS = /[\t\n\v\f\r\u0085\u2028\u2029]+/g;
-// Remaining C0, DEL, C1, and the bidirectional embedding/override/isolate controls (which reorder what a
-// terminal shows).
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
-
-/** Text safe to print on a terminal on one line: escape sequences and control characters removed. */
-// A lone UTF-16 surrogate cannot be encoded: a terminal or file would get U+FFFD anyway, so say so up front.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-export function stripControl(text: string): string {
-  return text.replace(ESCAPES, '').replace(LINE_BREAKS, ' ').replace(CONTROLS, '').replace(LONE_SURROGATE, '\uFFFD');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -187,7 +169,7 @@ function fitColumns(width: number): number[] {
 
 function maxLineWidth(text: string): number {
   // Cells are already stripped of wide control characters; count code points as columns.
-  return Math.max(...text.split('\n').map((line) => [...line.replace(ESCAPES, '')].length));
+  return Math.max(...text.split('\n').map((line) => [...withoutEscapes(line)].length));
 }
 
 function cmp(a: string, b: string): number {

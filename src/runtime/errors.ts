@@ -51,11 +51,6 @@ export class ImageNotFoundError extends DockerClairError {
   readonly code = 'IMAGE_NOT_FOUND';
 }
 
-/** A feature the command line accepts but this build does not implement yet. */
-export class NotImplementedError extends DockerClairError {
-  readonly code = 'NOT_IMPLEMENTED';
-}
-
 export class CancelledError extends DockerClairError {
   readonly code = 'CANCELLED';
   override readonly exitCode = ExitCode.Cancelled;

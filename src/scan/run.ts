@@ -3,9 +3,7 @@
 //   ③ export + serve layers + index with Clair (scan-image-v4)  ④ verdict per image  ⑤ reports, exit code
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import process from 'node:process';
 import type { Readable } from 'node:stream';
-import type { ScanOptions } from '../cli/options/scan-options.js';
 import { isBase64Key, type PskAuth } from '../clair/auth.js';
 import { ClairV4Client } from '../clair/v4/client.js';
 import { createDockerClient } from '../docker/client.js';
@@ -14,14 +12,14 @@ import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
 import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
 import { chooseLayerBinding, containerNetworkBinding } from '../layers/advertise.js';
 import type { LayerStep } from '../findings/model.js';
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
-import type { ImageOutcome, Report } from '../report/model.js';
+import { buildReport } from '../report/build.js';
+import type { ImageOutcome } from '../report/model.js';
 import { outcomesOf } from '../report/model.js';
-import { IMPLEMENTED_FORMATS, writeReports } from '../report/outputs.js';
+import { writeReports } from '../report/outputs.js';
 import {
   DockerClairError,
-  NotImplementedError,
   TimeoutError,
   UsageError,
   errnoCode,
@@ -35,7 +33,9 @@ import { scanImageV4 } from './scan-image-v4.js';
 import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
-import { loadRunPolicy } from './run-policy.js';
+import { loadRunPolicy } from '../policy/load.js';
+import type { SourceSettings } from '../source/settings.js';
+import type { ScanSettings } from './settings.js';
 import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
 
 export interface ScanDeps {
@@ -65,7 +65,7 @@ export interface RunStats {
   bytesSent: number;
 }
 
-export async function runScan(options: Readonly<ScanOptions>, globals: DockerGlobalFlags, deps: ScanDeps, stats?: RunStats): Promise<ExitCode> {
+export async function runScan(options: Readonly<ScanSettings>, globals: DockerGlobalFlags, deps: ScanDeps, stats?: RunStats): Promise<ExitCode> {
   const signal = runSignal(deps.signal, options.timeoutMs);
   try {
     return await scanAll(options, globals, deps, signal, stats);
@@ -77,18 +77,13 @@ export async function runScan(options: Readonly<ScanOptions>, globals: DockerGlo
 }
 
 async function scanAll(
-  options: Readonly<ScanOptions>,
+  options: Readonly<ScanSettings>,
   globals: DockerGlobalFlags,
   deps: ScanDeps,
   signal: AbortSignal,
   stats?: RunStats,
 ): Promise<ExitCode> {
   const { log } = deps;
-  for (const output of options.outputs) {
-    if (!IMPLEMENTED_FORMATS.has(output.format)) {
-      throw new NotImplementedError(`--format ${output.format} is not implemented yet`, 'use --format table or --format json');
-    }
-  }
   let indexerUrl = options.indexerUrl ?? options.clairUrl;
   let matcherUrl = options.matcherUrl ?? options.clairUrl;
   // Without --clair/CLAIR_ADDR, the managed Clair (docker clair server up), with its own PSK.
@@ -155,16 +150,7 @@ async function scanAll(
     }
   }
 
-  const report: Report = {
-    tool: { name: 'docker-clair', version: VERSION },
-    generatedAt: (deps.clock ?? (() => new Date()))().toISOString(),
-    failOn: options.failOn,
-    ...(options.minSeverity ? { minSeverity: options.minSeverity } : {}),
-    ...(policy.ignoreFile ? { ignoreFile: policy.ignoreFile } : {}),
-    ignoreUnfixed: options.ignoreUnfixed,
-    expiredRules: policy.expired,
-    images: outcomes,
-  };
+  const report = buildReport({ version: VERSION, generatedAt: clock(), settings: options, policy, outcomes });
   const stdoutColor = options.color !== false && !deps.env.NO_COLOR && deps.stdoutIsTTY;
   await writeReports(report, options.outputs, { stdout: deps.stdout, stdoutColor, ...(deps.columns ? { width: deps.columns } : {}) });
   return exitCodeFor(outcomesOf(report));
@@ -182,7 +168,7 @@ interface RunImages {
 }
 
 /** The images named on the command line, from the Docker daemon. */
-async function daemonImages(options: Readonly<ScanOptions>, globals: DockerGlobalFlags, deps: ScanDeps,
+async function daemonImages(options: Readonly<SourceSettings>, globals: DockerGlobalFlags, deps: ScanDeps,
   signal: AbortSignal): Promise<RunImages> {
   const { log } = deps;
   let source = deps.source;

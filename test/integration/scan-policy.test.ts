@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/runtime/log.js';
-import { loadRunPolicy } from '../../src/scan/run-policy.js';
+import { loadRunPolicy } from '../../src/policy/load.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { TEST_IMAGES } from '../helpers/daemon.js';
 import { assertValidReport } from '../helpers/report-schema.js';

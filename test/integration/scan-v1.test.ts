@@ -5,7 +5,7 @@ import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { IMPLEMENTED_FORMATS } from '../../src/report/outputs.js';
+import { FORMATS } from '../../src/report/formats.js';
 import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
@@ -118,11 +118,11 @@ describe('scan on Clair v1 (cold, warm, shared base)', () => {
 });
 
 describe('scan on Clair v1: every implemented report format', () => {
-  it('each format in IMPLEMENTED_FORMATS, written to a file from one v1 scan, names the v1 findings', async () => {
+  it('each format in FORMATS, written to a file from one v1 scan, names the v1 findings', async () => {
     const clair = await startClairDouble({ api: 'v1' });
     const dir = mkdtempSync(join(tmpdir(), 'docker-clair-v1-formats-'));
     try {
-      const formats = [...IMPLEMENTED_FORMATS];
+      const formats = [...FORMATS];
       const run = await scanInProcess(v1(clair, ...formats.flatMap((f) => ['--format', `${f}=${join(dir, `report.${f}`)}`]), TEST_IMAGES.multilayer));
       assert.equal(run.code, 1, run.stderr);
       for (const format of formats) {

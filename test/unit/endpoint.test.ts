@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { dockerodeOptions } from '../../src/docker/client.js';
 import { parseHost, resolveEndpoint } from '../../src/docker/endpoint.js';
 import { sshDialArgs } from '../../src/docker/ssh-dial-agent.js';
-import type { DockerGlobalFlags } from '../../src/plugin/argv.js';
+import type { DockerGlobalFlags } from '../../src/docker/global-flags.js';
 import { EndpointError } from '../../src/runtime/errors.js';
 
 const roots: string[] = [];

@@ -4,7 +4,7 @@ import type { Finding, ImageScan } from '../../src/findings/model.js';
 import { buildFilters, globToRegExp, ignoreRulesFilter, ignoreUnfixedFilter } from '../../src/policy/filters.js';
 import { parseIgnoreFile } from '../../src/policy/ignore-file.js';
 import { evaluateScan, exitCodeFor } from '../../src/policy/verdict.js';
-import { visibleFindings } from '../../src/report/model.js';
+import { visibleFindings } from '../../src/report/listed.js';
 import { parseMinSeverity, toScanOptions } from '../../src/cli/options/scan-options.js';
 
 const f = (id: string, severity: Finding['severity'], name: string, fixedIn?: string, source?: string): Finding => ({

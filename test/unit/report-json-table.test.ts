@@ -6,7 +6,8 @@ import type { Finding, ImageScan, TrustSignal } from '../../src/findings/model.j
 import { renderJson as renderJsonRaw } from '../../src/report/json.js';
 import type { Report } from '../../src/report/model.js';
 import { outcomesOf } from '../../src/report/model.js';
-import { renderTable, shortDigest, stripControl } from '../../src/report/table.js';
+import { renderTable, shortDigest } from '../../src/report/table.js';
+import { stripControl } from '../../src/report/text.js';
 import { finding, LAYER, report, scanned, scanOf } from '../fixtures/report-fixtures.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 

@@ -1,55 +1,29 @@
 // `docker clair scan` options: the yargs declarations and their translation into one validated,
-// frozen ScanOptions object. Nothing here does I/O.
+// frozen ScanOptions object, which is the run's ScanSettings. Nothing here does I/O.
 import type { Argv } from 'yargs';
+import type { ClairApiChoice } from '../../clair/detect.js';
 import { SEVERITIES, parseSeverity, type Severity } from '../../findings/severity.js';
+import type { LayerAddress } from '../../layer-server/settings.js';
+import { FORMATS, type OutputSpec } from '../../report/formats.js';
 import { UsageError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
+import type { ScanSettings } from '../../scan/settings.js';
 
-import { FORMATS, type OutputSpec } from '../../report/formats.js';
+// layers/advertise.ts takes the parsed --layer-address type from here.
+export type { LayerAddress } from '../../layer-server/settings.js';
 
-export type { Format, OutputSpec } from '../../report/formats.js';
-
-export interface LayerAddress {
-  host: string;
-  port?: number;
-}
-
-export interface ScanOptions {
-  images: string[];
-  /** Clair's base URL (--clair or CLAIR_ADDR); undefined when neither is given. */
-  clairUrl?: URL;
-  /** Split deployments: the indexer's and the matcher's own base URLs (default: clairUrl). */
-  indexerUrl?: URL;
-  matcherUrl?: URL;
-  /** PEM file with CA certificates for https Clair endpoints. */
-  clairCaCert?: string;
-  outputs: OutputSpec[];
-  /** Findings at or above this severity fail the scan; 'none' never fails on findings. */
-  failOn: Severity | 'none';
-  ignoreFile?: string;
-  ignoreUnfixed: boolean;
-  /** --min-severity: rows below it are hidden from the reports; the verdict still counts them. */
-  minSeverity?: Severity;
-  layerAddress?: LayerAddress;
-  /** Whole-run timeout in milliseconds; 0 = none. */
-  timeoutMs: number;
-  /** --max-db-age: warn when Clair's newest vulnerability update is older (milliseconds); 0 = never warn. */
-  maxDbAgeMs: number;
-  /** A `docker save` archive to read instead of the daemon; '-' = stdin. */
-  input?: string;
+/**
+ * The parsed `scan` command line: the run's settings (each stage's part, see scan/settings.ts) and what only the
+ * CLI itself uses.
+ */
+export interface ScanOptions extends ScanSettings {
+  /** Print nothing but the report and errors (the logger's concern). */
   quiet: boolean;
-  progress: boolean;
-  /** false with --no-color; undefined = decide from NO_COLOR and the terminal. */
-  color?: boolean;
-  /** --clair-api: auto (probe, the default when undefined), v4 or v1 (Clair 1.x/2.x). */
-  clairApi?: 'auto' | 'v4' | 'v1';
-  /** --v1-buffer: bytes of out-of-order layers Clair v1 scans may hold in memory (default 256 MiB). */
-  v1BufferBytes?: number;
 }
 
-export const DEFAULT_TIMEOUT = '10m';
+const DEFAULT_TIMEOUT = '10m';
 /** 7 days, in the Go duration syntax --timeout takes (it has no day unit). */
-export const DEFAULT_MAX_DB_AGE = '168h';
+const DEFAULT_MAX_DB_AGE = '168h';
 
 export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | undefined>) {
   return yargs
@@ -230,7 +204,7 @@ function nonEmpty(value: string, flag: string): string {
   return value;
 }
 
-export function parseOutputs(formats: string[], output: string | undefined): OutputSpec[] {
+function parseOutputs(formats: string[], output: string | undefined): OutputSpec[] {
   const specs: OutputSpec[] = (formats.length ? formats : ['table']).map((value) => {
     const eq = value.indexOf('=');
     const name = (eq < 0 ? value : value.slice(0, eq)).trim().toLowerCase();
@@ -262,7 +236,7 @@ export function parseOutputs(formats: string[], output: string | undefined): Out
   return specs;
 }
 
-export function parseFailOn(value: string): Severity | 'none' {
+function parseFailOn(value: string): Severity | 'none' {
   if (value.toLowerCase() === 'none') return 'none';
   const severity = parseSeverity(value);
   if (!severity) {
@@ -282,7 +256,7 @@ export function parseMinSeverity(value: string): Severity {
   return severity;
 }
 
-export function parseClairApi(value: string): 'auto' | 'v4' | 'v1' {
+export function parseClairApi(value: string): ClairApiChoice {
   const api = value.trim().toLowerCase();
   if (api === 'auto' || api === 'v4' || api === 'v1') return api;
   throw new UsageError(`invalid --clair-api "${value}"`, 'use auto, v4 or v1');
@@ -313,7 +287,7 @@ export function parseDuration(value: string, flag = '--timeout'): number {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] as string] as number), 0));
 }
 
-export function parseClairUrl(value: string, from: string): URL {
+function parseClairUrl(value: string, from: string): URL {
   const text = value.trim();
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
@@ -334,7 +308,7 @@ export function parseClairUrl(value: string, from: string): URL {
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /** HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; a bare IPv6 address (several colons) has no port. */
-export function parseLayerAddress(value: string): LayerAddress {
+function parseLayerAddress(value: string): LayerAddress {
   const text = value.trim();
   const bad = (why: string) =>
     new UsageError(`invalid --layer-address "${value}": ${why}`, 'use HOST[:PORT], e.g. 10.0.0.5 or build-host.example:8080');

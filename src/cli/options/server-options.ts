@@ -7,8 +7,8 @@ import { parseDuration } from './scan-options.js';
 
 export type ServerOptions = ServerSettings;
 
-export const DEFAULT_UP_TIMEOUT = '45m';
-export const DEFAULT_IMPORT_TIMEOUT = '30m';
+const DEFAULT_UP_TIMEOUT = '45m';
+const DEFAULT_IMPORT_TIMEOUT = '30m';
 
 export function withUpOptions<T>(y: Argv<T>) {
   return y

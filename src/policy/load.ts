@@ -7,13 +7,24 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import process from 'node:process';
-import { buildFilters } from '../policy/filters.js';
-import { parseIgnoreFile, partitionRules, ruleSource, type IgnoreRule } from '../policy/ignore-file.js';
-import type { FindingFilter } from '../policy/verdict.js';
+import type { Severity } from '../findings/severity.js';
+import { buildFilters } from './filters.js';
+import { parseIgnoreFile, partitionRules, ruleSource, type IgnoreRule } from './ignore-file.js';
+import type { FindingFilter } from './verdict.js';
 import { UsageError, errnoCode } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 
-export const DEFAULT_IGNORE_FILE = '.clairignore';
+const DEFAULT_IGNORE_FILE = '.clairignore';
+
+/** What the policy stage takes from the command line. */
+export interface PolicySettings {
+  /** Findings at or above this severity fail the scan; 'none' never fails on findings. */
+  failOn: Severity | 'none';
+  /** --ignore-file; undefined = `.clairignore` in the current directory, when there is one. */
+  ignoreFile?: string;
+  /** --ignore-unfixed: findings without a fixed version do not count. */
+  ignoreUnfixed: boolean;
+}
 
 export interface RunPolicy {
   filters: FindingFilter[];
@@ -23,27 +34,27 @@ export interface RunPolicy {
 }
 
 export async function loadRunPolicy(
-  options: { ignoreFile?: string; ignoreUnfixed: boolean },
+  settings: Readonly<Pick<PolicySettings, 'ignoreFile' | 'ignoreUnfixed'>>,
   deps: { cwd?: string; now: Date; log: Logger },
 ): Promise<RunPolicy> {
   const cwd = deps.cwd ?? process.cwd();
-  let path = options.ignoreFile;
+  let path = settings.ignoreFile;
   if (path === undefined && (await isFile(join(cwd, DEFAULT_IGNORE_FILE)))) path = DEFAULT_IGNORE_FILE;
-  if (path === undefined) return { filters: buildFilters({ ignoreUnfixed: options.ignoreUnfixed }), expired: [] };
+  if (path === undefined) return { filters: buildFilters({ ignoreUnfixed: settings.ignoreUnfixed }), expired: [] };
 
   let text: string;
   try {
     text = await readFile(resolve(cwd, path), 'utf8');
   } catch (error) {
     throw new UsageError(`cannot read the ignore file ${path} (${errnoCode(error) ?? String(error)})`,
-      options.ignoreFile ? 'check the --ignore-file path' : `fix or remove ./${DEFAULT_IGNORE_FILE}`);
+      settings.ignoreFile ? 'check the --ignore-file path' : `fix or remove ./${DEFAULT_IGNORE_FILE}`);
   }
   const file = parseIgnoreFile(text, path);
   const { active, expired } = partitionRules(file.rules, deps.now);
   for (const rule of expired) {
     deps.log.warn(`ignore rule ${rule.id} (${ruleSource(rule)}) expired on ${rule.expires}; it no longer applies`);
   }
-  return { filters: buildFilters({ rules: active, ignoreUnfixed: options.ignoreUnfixed }), ignoreFile: path, expired };
+  return { filters: buildFilters({ rules: active, ignoreUnfixed: settings.ignoreUnfixed }), ignoreFile: path, expired };
 }
 
 async function isFile(path: string): Promise<boolean> {
