@@ -2,7 +2,7 @@
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint, type Endpoint } from '../docker/endpoint.js';
-import { DockerImageSource } from '../docker/image-source.js';
+import { DockerImageSource } from '../source/daemon.js';
 import type { Logger } from '../runtime/log.js';
 import { ManagedServer } from './managed-server.js';
 

@@ -8,12 +8,12 @@ import type { PskAuth } from '../clair/auth.js';
 import { ClairV4Client } from '../clair/v4/client.js';
 import type * as V4 from '../clair/v4/wire.js';
 import { ClairAuthError, ClairUnreachableError, DockerClairError, ManagedClairError, ManagedClairNotUpdatedError } from '../runtime/errors.js';
-import { packTar } from '../layers/pack.js';
+import { packTar } from '../save/pack.js';
 import { newestUpdate } from '../clair/v4/update-age.js';
 import { EMPTY_MAPPING, clairConfig } from './config.js';
 import { importUpdates, type UpdatesFile } from './import.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { daemonMessage } from '../docker/image-source.js';
+import { daemonMessage } from '../source/daemon.js';
 import { ensureImage, execExitCode, inspectOrUndefined, statusOf, tailLogs } from './daemon-ops.js';
 import {
   CLAIR_API_PORT,

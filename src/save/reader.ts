@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { ArchiveFormatError, DockerClairError, IncompleteArchiveError, LegacyLayerMappingError } from '../runtime/errors.js';
 import { LEGACY_EPOCH_CREATED, legacyV1Ids } from './legacy-ids.js';
-import type * as Save from './save-format.js';
+import type * as Save from './format.js';
 
 export type SaveFormat = 'legacy' | 'oci' | 'containerd';
 /** A tar entry as tar-stream hands it out: a streamx Readable with its header. */

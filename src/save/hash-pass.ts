@@ -24,8 +24,8 @@ import {
   selectManifestItem,
   sniffBlob,
   type SaveFormat,
-} from './archive.js';
-import type * as Save from './save-format.js';
+} from './reader.js';
+import type * as Save from './format.js';
 
 export interface ArchiveDigests {
   format: SaveFormat;

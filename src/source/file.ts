@@ -39,8 +39,8 @@ import {
   parseJson,
   parseManifest,
   type SaveFormat,
-} from '../layers/archive.js';
-import type * as Save from '../layers/save-format.js';
+} from '../save/reader.js';
+import type * as Save from '../save/format.js';
 import { ArchiveFormatError, DockerClairError, ImageNotFoundError, UsageError, errnoCode } from '../runtime/errors.js';
 
 /** One image of an archive, as its metadata describes it. */

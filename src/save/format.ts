@@ -2,7 +2,7 @@
 // legacy exporter (Engine < 25, moby/moby image/tarexport/save.go at v24), its OCI layout + manifest.json
 // (Engine >= 25, graphdriver store, moby/moby daemon/internal/image/tarexport/save.go), and containerd's exporter
 // (containerd image store: moby/moby daemon/containerd/image_exporter.go, containerd core/images/archive/exporter.go).
-// Interfaces only; import as a namespace: `import type * as Save from './save-format.js'`.
+// Interfaces only; import as a namespace: `import type * as Save from './format.js'`.
 
 /** `manifest.json`: one item per saved image. */
 export type Manifest = ManifestItem[];

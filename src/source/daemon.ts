@@ -10,8 +10,8 @@ import {
   errnoCode,
 } from '../runtime/errors.js';
 import type { LayerStep } from '../findings/model.js';
-import type { Endpoint } from './endpoint.js';
-import { layerSteps, type HistoryEntry } from './layer-history.js';
+import type { Endpoint } from '../docker/endpoint.js';
+import { layerSteps, type HistoryEntry } from './build-steps.js';
 
 export interface DaemonInfo {
   version: string;

@@ -10,11 +10,11 @@
 //   file     the header walk, then 1 read of the layer bytes (none when Clair already has the image): see
 //            docker/archive-source.ts for why a file never needs a hash pass.
 //   stream   1 read, ever.
-import type { ArchiveImage, SaveArchiveFile, SaveStreamHead } from '../docker/archive-source.js';
-import { refMatches } from '../docker/archive-source.js';
-import type { EngineDescription, ImageInfo, ImageSource } from '../docker/image-source.js';
-import { readSaveArchive, type ArchiveEnd, type ArchiveEvent, type ReadSaveArchiveOptions } from '../layers/archive.js';
-import { hashSaveArchive } from '../layers/hash-pass.js';
+import type { ArchiveImage, SaveArchiveFile, SaveStreamHead } from './file.js';
+import { refMatches } from './file.js';
+import type { EngineDescription, ImageInfo, ImageSource } from './daemon.js';
+import { readSaveArchive, type ArchiveEnd, type ArchiveEvent, type ReadSaveArchiveOptions } from '../save/reader.js';
+import { hashSaveArchive } from '../save/hash-pass.js';
 import {
   ArchiveFormatError,
   DaemonError,
