@@ -2,7 +2,7 @@
 // messages a user can act on. Nothing here knows about Clair.
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { daemonMessage } from '../source/daemon.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import { ManagedClairError } from '../runtime/errors.js';
 
 export function statusOf(error: unknown): number | undefined {

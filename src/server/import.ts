@@ -9,7 +9,7 @@ import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
-import { daemonMessage } from '../source/daemon.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import { ManagedClairError, UsageError, errnoCode } from '../runtime/errors.js';
 import { execCapture } from './daemon-ops.js';
 import { CLAIR_CONFIG_PATH, CLAIR_IMPORT_DIR } from './names.js';

@@ -13,7 +13,7 @@ import { newestUpdate } from '../clair/v4/update-age.js';
 import { EMPTY_MAPPING, clairConfig } from './config.js';
 import { importUpdates, type UpdatesFile } from './import.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { daemonMessage } from '../source/daemon.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import { ensureImage, execExitCode, inspectOrUndefined, statusOf, tailLogs } from './daemon-ops.js';
 import {
   CLAIR_API_PORT,

@@ -10,6 +10,7 @@ import {
   errnoCode,
 } from '../runtime/errors.js';
 import type { LayerStep } from '../findings/model.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import type { Endpoint } from '../docker/endpoint.js';
 import { layerSteps, type HistoryEntry } from './build-steps.js';
 
@@ -213,12 +214,4 @@ export class DockerImageSource implements ImageSource {
     }
     return new DaemonUnreachableError(`cannot reach the Docker daemon at ${where} (${reason})`, hint, { cause: error });
   }
-}
-
-/** The daemon's own words for a failed call: its JSON `message` (or plain-text body), else the error's. */
-export function daemonMessage(error: unknown): string {
-  const json = (error as { json?: { message?: unknown } | string }).json;
-  if (json && typeof json === 'object' && typeof json.message === 'string') return json.message;
-  if (typeof json === 'string' && json.trim()) return json.trim();
-  return (error as Error).message ?? String(error);
 }
