@@ -10,22 +10,23 @@ import { ArchiveFormatError } from '../runtime/errors.js';
 import {
   LEGACY_CONFIG,
   LEGACY_LAYER,
-  METADATA_LIMIT,
-  TarEntries,
+  RETAINED_LIMIT,
+  SNIFF_BYTES,
   blobDigest,
   configDigest,
-  drain,
-  entryChunks,
-  linkTarget,
+  configFacts,
+  detectFormat,
+  isLegacyItem,
+  isSaveEntry,
   missingFromArchive,
-  normalizeName,
+  noManifestError,
   parseManifest,
-  readSmall,
   selectManifestItem,
   sniffBlob,
   type SaveFormat,
-} from './reader.js';
+} from './format.js';
 import type * as Save from './format.js';
+import { METADATA_LIMIT, TarEntries, drain, entryChunks, linkTarget, normalizeName, readSmall } from './tar.js';
 
 export interface ArchiveDigests {
   format: SaveFormat;
@@ -46,8 +47,16 @@ export interface HashSaveArchiveOptions {
   image?: string;
 }
 
-const RETAINED_LIMIT = 8 * METADATA_LIMIT;
-const HEAD_BYTES = 512;
+/** What one read of the archive found: layer digests by entry name, links, JSON blobs, manifest.json. */
+interface HashedEntries {
+  digests: Map<string, string>;
+  /** Link entry → its target's name. */
+  links: Map<string, string>;
+  /** Parsed JSON blobs and legacy configs by digest (up to RETAINED_LIMIT bytes of them). */
+  json: Map<string, unknown>;
+  manifest: Save.Manifest | undefined;
+  sawSave: boolean;
+}
 
 /**
  * Reads the whole archive once, hashing each layer entry (`<v1id>/layer.tar`, layer blobs) as it streams,
@@ -55,77 +64,76 @@ const HEAD_BYTES = 512;
  */
 export async function hashSaveArchive(source: Readable, options: HashSaveArchiveOptions = {}): Promise<ArchiveDigests> {
   const entries = new TarEntries(source, options.signal);
-  const digests = new Map<string, string>();
-  const links = new Map<string, string>();
-  const json = new Map<string, unknown>();
-  let retained = 0;
-  let manifest: Save.Manifest | undefined;
-  let sawSave = false;
+  let found: HashedEntries;
   try {
-    for (let entry = await entries.next(); entry; entry = await entries.next()) {
-      const { header } = entry;
-      const name = normalizeName(header.name);
-      const type = header.type ?? 'file';
-      const size = header.size ?? 0;
-      const chunks = entryChunks(entry);
-      if ((type === 'symlink' || type === 'link') && header.linkname) {
-        links.set(name, linkTarget(name, header.linkname, type));
-        await drain(chunks);
-        continue;
-      }
-      if (type !== 'file' && type !== 'contiguous-file') {
-        await drain(chunks);
-        continue;
-      }
-      if (name === 'manifest.json') {
-        const text = await readSmall(chunks, size);
-        if (!text) throw new ArchiveFormatError(`the save archive is corrupt: manifest.json is larger than ${METADATA_LIMIT} bytes`);
-        manifest = parseManifest(text);
-        continue;
-      }
-      const legacyLayer = LEGACY_LAYER.test(name);
-      const legacyConfig = LEGACY_CONFIG.test(name);
-      const blob = blobDigest(name);
-      if (!legacyLayer && !legacyConfig && blob === undefined) {
-        await drain(chunks);
-        continue;
-      }
-      sawSave = true;
-      const keep = !legacyLayer && size <= METADATA_LIMIT && retained + size <= RETAINED_LIMIT;
-      const algorithm = blob === undefined ? 'sha256' : blob.slice(0, blob.indexOf(':'));
-      const { digest, head, whole } = await hashEntry(chunks, algorithm, keep);
-      if (blob !== undefined && digest !== blob) {
-        throw new ArchiveFormatError(`blob ${name} does not match its name: its bytes hash to ${digest}`,
-          'the archive is corrupt: save the image again');
-      }
-      const kind = legacyConfig ? 'json' : sniffBlob(head, size);
-      if (legacyLayer || (blob !== undefined && kind !== undefined && kind !== 'json')) digests.set(name, digest);
-      if (whole && kind === 'json') {
-        try {
-          json.set(digest, JSON.parse(whole.toString('utf8')));
-          retained += size;
-        } catch {
-          // Not JSON after all: nothing the pass needs.
-        }
-      }
-    }
+    found = await hashEntries(entries);
   } catch (error) {
     throw await entries.failure(error);
   } finally {
     entries.close();
   }
+  return describeImage(found, options.image);
+}
 
-  if (!manifest) {
-    throw sawSave
-      ? new ArchiveFormatError('the save archive has no manifest.json (truncated, or not written by docker save)')
-      : new ArchiveFormatError('not a docker save archive: no manifest.json, no blobs/ and no <v1id>/layer.tar entries');
+async function hashEntries(entries: TarEntries): Promise<HashedEntries> {
+  const found: HashedEntries = { digests: new Map(), links: new Map(), json: new Map(), manifest: undefined, sawSave: false };
+  let retained = 0;
+  for (let entry = await entries.next(); entry; entry = await entries.next()) {
+    const { header } = entry;
+    const name = normalizeName(header.name);
+    const type = header.type ?? 'file';
+    const size = header.size ?? 0;
+    const chunks = entryChunks(entry);
+    found.sawSave ||= isSaveEntry(name);
+    if ((type === 'symlink' || type === 'link') && header.linkname) {
+      found.links.set(name, linkTarget(name, header.linkname, type));
+      await drain(chunks);
+      continue;
+    }
+    if (type !== 'file' && type !== 'contiguous-file') {
+      await drain(chunks);
+      continue;
+    }
+    if (name === 'manifest.json') {
+      found.manifest = parseManifest(await readSmall(chunks, size));
+      continue;
+    }
+    const legacyLayer = LEGACY_LAYER.test(name);
+    const legacyConfig = LEGACY_CONFIG.test(name);
+    const blob = blobDigest(name);
+    if (!legacyLayer && !legacyConfig && blob === undefined) {
+      await drain(chunks);
+      continue;
+    }
+    const keep = !legacyLayer && size <= METADATA_LIMIT && retained + size <= RETAINED_LIMIT;
+    const algorithm = blob === undefined ? 'sha256' : blob.slice(0, blob.indexOf(':'));
+    const { digest, head, whole } = await hashEntry(chunks, algorithm, keep);
+    if (blob !== undefined && digest !== blob) {
+      throw new ArchiveFormatError(`blob ${name} does not match its name: its bytes hash to ${digest}`,
+        'the archive is corrupt: save the image again');
+    }
+    const kind = legacyConfig ? 'json' : sniffBlob(head, size);
+    if (legacyLayer || (blob !== undefined && kind !== undefined && kind !== 'json')) found.digests.set(name, digest);
+    if (whole && kind === 'json') {
+      try {
+        found.json.set(digest, JSON.parse(whole.toString('utf8')));
+        retained += size;
+      } catch {
+        // Not JSON after all: nothing the pass needs.
+      }
+    }
   }
-  const item = selectManifestItem(manifest, options.image, json);
-  const config = configDigest(item);
-  const diffIds = (json.get(config ?? '') as Partial<Save.ImageConfig> | undefined)?.rootfs?.diff_ids;
-  if (config === undefined || !Array.isArray(diffIds) || diffIds.some((d) => typeof d !== 'string')) {
-    throw new ArchiveFormatError(`the save archive has no usable image config (${item.Config}): no rootfs.diff_ids`);
-  }
+  return found;
+}
+
+/** The image (`imageId`, or the only one) as the hashed entries describe it. */
+function describeImage(found: HashedEntries, imageId: string | undefined): ArchiveDigests {
+  const { digests, links, json } = found;
+  if (!found.manifest) throw noManifestError(found.sawSave);
+  const item = selectManifestItem(found.manifest, imageId, json);
+  // No config digest: nothing is found under '', and configFacts says the config is unusable.
+  const config = configDigest(item) ?? '';
+  const { diffIds } = configFacts(json.get(config), item.Config);
   const resolve = (name: string): string | undefined => {
     let current: string | undefined = name;
     for (let hops = 0; current !== undefined && hops < 8; hops++) {
@@ -139,7 +147,7 @@ export async function hashSaveArchive(source: Readable, options: HashSaveArchive
     const digest = resolve(name);
     if (digest !== undefined) digests.set(name, digest);
   }
-  const legacy = LEGACY_CONFIG.test(normalizeName(item.Config));
+  const legacy = isLegacyItem(item);
   const layers = item.Layers.map((path, i) => {
     const digest = resolve(normalizeName(path));
     if (digest === undefined) throw missingFromArchive(`layer ${i + 1} of ${item.Layers.length}`, path, blobDigest(normalizeName(path)));
@@ -148,8 +156,7 @@ export async function hashSaveArchive(source: Readable, options: HashSaveArchive
     }
     return digest;
   });
-  const format: SaveFormat = legacy ? 'legacy'
-    : layers.length === diffIds.length && layers.every((d, i) => d === diffIds[i]) ? 'oci' : 'containerd';
+  const format = detectFormat(item, layers, diffIds);
   return { format, image: { id: config, diffIds }, layers, digests, config, repoTags: item.RepoTags ?? [] };
 }
 
@@ -162,9 +169,9 @@ async function hashEntry(chunks: AsyncIterator<Buffer>, algorithm: string, keep:
   const all: Buffer[] = [];
   for (let r = await chunks.next(); !r.done; r = await chunks.next()) {
     hash.update(r.value);
-    if (headBytes < HEAD_BYTES) {
-      heads.push(r.value.subarray(0, HEAD_BYTES - headBytes));
-      headBytes += Math.min(r.value.length, HEAD_BYTES - headBytes);
+    if (headBytes < SNIFF_BYTES) {
+      heads.push(r.value.subarray(0, SNIFF_BYTES - headBytes));
+      headBytes += Math.min(r.value.length, SNIFF_BYTES - headBytes);
     }
     if (keep) all.push(r.value);
   }
