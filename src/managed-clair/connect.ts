@@ -1,8 +1,8 @@
 // The daemon that runs (or would run) the managed Clair: resolved as every docker command resolves it.
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint, type Endpoint } from '../docker/endpoint.js';
-import { DockerImageSource } from '../docker/image-source.js';
+import { DockerImageSource } from '../source/daemon.js';
 import type { Logger } from '../runtime/log.js';
 import { ManagedServer } from './managed-server.js';
 

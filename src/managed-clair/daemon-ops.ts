@@ -2,8 +2,8 @@
 // messages a user can act on. Nothing here knows about Clair.
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { daemonMessage } from '../docker/image-source.js';
-import { packTar } from '../layers/pack.js';
+import { daemonMessage } from '../docker/daemon-message.js';
+import { packTar } from '../save/pack.js';
 import { ManagedClairError } from '../runtime/errors.js';
 
 export function statusOf(error: unknown): number | undefined {

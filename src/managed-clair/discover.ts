@@ -2,7 +2,7 @@
 // how to get one.
 import { homedir } from 'node:os';
 import { configDir } from '../docker/endpoint.js';
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { DaemonUnreachableError, UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ManagedClairEndpoint } from './endpoint.js';

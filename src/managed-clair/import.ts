@@ -9,7 +9,7 @@ import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
-import { daemonMessage } from '../docker/image-source.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import { ManagedClairError, UsageError, errnoCode } from '../runtime/errors.js';
 import { clientFor, updateSummary, type UpdateSummary } from './clair-client.js';
 import { execCapture } from './daemon-ops.js';

@@ -1,7 +1,7 @@
 // Creating the managed Clair's network, volume and containers (each tracked for a rollback), and starting
 // them with the daemon's errors turned into messages a user can act on.
 import type Dockerode from 'dockerode';
-import { daemonMessage } from '../docker/image-source.js';
+import { daemonMessage } from '../docker/daemon-message.js';
 import { ManagedClairError } from '../runtime/errors.js';
 import { inspectOrUndefined, statusOf } from './daemon-ops.js';
 import {

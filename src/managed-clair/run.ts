@@ -2,7 +2,7 @@
 // Progress goes to stderr; stdout gets the one result (the ready line, the status, the logs).
 import { homedir } from 'node:os';
 import { configDir } from '../docker/endpoint.js';
-import type { DockerGlobalFlags } from '../plugin/argv.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { ExitCode, ManagedClairError, UsageError, type ExitCode as ExitCodeT } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import { formatAge } from '../clair/v4/update-age.js';

@@ -4,7 +4,6 @@
 import type { DockerGlobalFlags } from '../docker/global-flags.js';
 
 // Re-exported for the modules that take the flags from here (the managed Clair's commands).
-export type { DockerGlobalFlags } from '../docker/global-flags.js';
 
 export interface SplitArgv {
   globals: DockerGlobalFlags;

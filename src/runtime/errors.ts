@@ -80,6 +80,21 @@ export class IncompleteArchiveError extends ArchiveFormatError {
   }
 }
 
+/**
+ * The archive holds several images and none is the one asked for. Its own class (with the same code) because a
+ * stream can carry only one image: the stream source words that case for its user.
+ */
+export class MultiImageArchiveError extends ArchiveFormatError {
+  constructor(
+    message: string,
+    hint: string | undefined,
+    /** How many images manifest.json lists. */
+    readonly images: number,
+  ) {
+    super(message, hint);
+  }
+}
+
 /** The in-process layer server could not start or serve (address not available, port taken …). */
 export class LayerServeError extends DockerClairError {
   readonly code = 'LAYER_SERVE';
@@ -112,7 +127,7 @@ export class TimeoutError extends DockerClairError {
 /**
  * A legacy (Engine < 25) save: a `<v1id>/` directory whose layer could not be identified before its bytes
  * arrived (its v1 ID is neither computed from the diffIDs nor the top layer's). Not a corrupt archive: the
- * caller can hash the archive in a first pass (layers/hash-pass.ts) and read it again with those digests.
+ * caller can hash the archive in a first pass (save/hash-pass.ts) and read it again with those digests.
  */
 export class LegacyLayerMappingError extends DockerClairError {
   readonly code = 'LEGACY_LAYER_MAPPING';

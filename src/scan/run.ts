@@ -1,17 +1,13 @@
 // One `docker clair scan` run: every image through the pipeline, then policy, then the reports.
 //   ① resolve the Docker endpoint, reach the daemon (or open the --input archive)  ② inspect each image
 //   ③ export + serve layers + index with Clair (scan-image-v4)  ④ verdict per image  ⑤ reports, exit code
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { isBase64Key, type PskAuth } from '../clair/auth.js';
 import { ClairV4Client } from '../clair/v4/client.js';
-import { createDockerClient } from '../docker/client.js';
-import { resolveEndpoint } from '../docker/endpoint.js';
-import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
-import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
+import { chooseSource } from '../source/choose.js';
+import type { ImageSource } from '../source/daemon.js';
 import { chooseLayerBinding, containerNetworkBinding } from '../layers/advertise.js';
-import type { LayerStep } from '../findings/model.js';
 import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
 import { buildReport } from '../report/build.js';
@@ -26,15 +22,13 @@ import {
   type ExitCode,
 } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
-import { lineProgress, silentProgress, type ProgressSink } from '../runtime/progress.js';
+import { lineProgress, silentProgress } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
-import { DaemonImageArchive, FileImageArchive, StreamImageArchive, type ImageArchive } from './image-archive.js';
 import { scanImageV4 } from './scan-image-v4.js';
 import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
 import { scanImageV1 } from './scan-image-v1.js';
 import { loadRunPolicy } from '../policy/load.js';
-import type { SourceSettings } from '../source/settings.js';
 import type { ScanSettings } from './settings.js';
 import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
 
@@ -101,9 +95,10 @@ async function scanAll(
   const psk = managed ? managed.psk : pskFromEnv(deps.env);
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
-  const images = options.input === undefined
-    ? await daemonImages(options, globals, deps, signal)
-    : await inputImages(options.input, options.images, deps, signal);
+  const images = await chooseSource({
+    images: options.images, input: options.input, globals, env: deps.env, home: deps.home, log,
+    source: deps.source, stdin: deps.stdin,
+  }, signal);
 
   // --clair-api auto probes Clair once; v1 (Clair 1.x/2.x) goes through scan-image-v1.
   const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal });
@@ -130,8 +125,7 @@ async function scanAll(
         : await scanImageV4({
           archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal, dataAge,
         });
-      const steps = images.layerSteps?.(result.scan.image.id);
-      if (steps) result.scan.layers = steps;
+      if (archive.buildSteps) result.scan.layers = [...archive.buildSteps];
       if (stats) {
         stats.layersSent += result.layersSent;
         stats.bytesSent += result.bytesSent;
@@ -154,108 +148,6 @@ async function scanAll(
   const stdoutColor = options.color !== false && !deps.env.NO_COLOR && deps.stdoutIsTTY;
   await writeReports(report, options.outputs, { stdout: deps.stdout, stdoutColor, ...(deps.columns ? { width: deps.columns } : {}) });
   return exitCodeFor(outcomesOf(report));
-}
-
-/** The images of a run, each opened (inspected, selected, probed) when its turn comes. */
-interface RunImages {
-  targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
-  /** Passes over the archives so far (RunStats.saves). */
-  passes: () => number;
-  /** The build step of each layer of an image (by image ID), when the daemon's history told it. */
-  layerSteps?: (id: string) => LayerStep[] | undefined;
-  /** The daemon's answer to "which gateway reaches a container publishing this port" (Clair in Docker). */
-  publishedPortGateway?: (port: number) => Promise<string | undefined>;
-}
-
-/** The images named on the command line, from the Docker daemon. */
-async function daemonImages(options: Readonly<SourceSettings>, globals: DockerGlobalFlags, deps: ScanDeps,
-  signal: AbortSignal): Promise<RunImages> {
-  const { log } = deps;
-  let source = deps.source;
-  if (!source) {
-    const endpoint = await resolveEndpoint(globals, deps.env, deps.home);
-    for (const warning of endpoint.warnings) log.warn(warning);
-    log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
-    source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
-  }
-  const daemon = await source.connect({ signal });
-  log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
-  const from = source;
-  const layerStepsById = new Map<string, LayerStep[]>();
-  return {
-    layerSteps: (id: string) => layerStepsById.get(id),
-    targets: options.images.map((ref) => ({
-      ref,
-      open: async (progress) => {
-        const image = await from.inspect(ref);
-        const steps = await from.layerSteps?.(image);
-        if (steps) layerStepsById.set(image.id, steps);
-        log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
-        progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
-        return new DaemonImageArchive(from, image);
-      },
-    })),
-    passes: () => from.saveCount,
-    ...(from.publishedPortGateway ? { publishedPortGateway: (port: number) => from.publishedPortGateway!(port) } : {}),
-  };
-}
-
-/**
- * `--input PATH|-`: the images of a `docker save` archive, no daemon involved. A regular file is walked once
- * (headers and metadata) and read once more per image Clair does not have yet; anything else (stdin, a FIFO)
- * is read once, and holds one image.
- */
-async function inputImages(input: string, refs: readonly string[], deps: ScanDeps, signal: AbortSignal): Promise<RunImages> {
-  const { log } = deps;
-  const stream = input === '-' || !(await SaveArchiveFile.isRegularFile(input));
-  if (!stream) {
-    const file = await SaveArchiveFile.open(input, { signal });
-    log.debug(`--input ${input}: ${file.images.length} image(s), ${file.stats.walkBytes} bytes of headers and metadata read`);
-    const targets = refs.length > 0
-      ? refs.map((ref) => ({ ref, select: () => file.select(ref) }))
-      : file.images.map((image) => ({ ref: image.repoTags[0] ?? image.id, select: () => image }));
-    return {
-      targets: targets.map(({ ref, select }) => ({
-        ref,
-        open: async (progress) => {
-          const image = select();
-          log.debug(`image ${ref}: ${image.id} in ${input} (${image.format}), ${image.layers.length} layer(s), ${image.os}/${image.architecture}`);
-          progress({ stage: 'inspect', image: ref, layers: image.layers.length, bytes: image.size });
-          return new FileImageArchive(file, image, ref);
-        },
-      })),
-      passes: () => file.stats.reads,
-    };
-  }
-  if (refs.length > 1) {
-    throw new UsageError(`--input ${input} is read once and holds one image, but ${refs.length} images were named`,
-      'name at most one IMAGE, or save the archive to a file and pass --input FILE');
-  }
-  const origin = input === '-' ? 'stdin' : input;
-  let archive: StreamImageArchive | undefined;
-  return {
-    targets: [{
-      ref: refs[0] ?? origin,
-      open: async () => {
-        const source = input === '-' ? stdinOf(deps) : createReadStream(input);
-        const head = await probeSaveStream(source, { signal });
-        log.debug(`--input ${input}: ${head.layout} layout, ${head.probed} bytes probed before the first layer`);
-        archive = new StreamImageArchive(head, origin, refs[0]);
-        return archive;
-      },
-    }],
-    passes: () => archive?.passes ?? 0,
-  };
-}
-
-function stdinOf(deps: ScanDeps): Readable {
-  const stdin = deps.stdin;
-  if (!stdin) throw new UsageError('--input - needs a standard input', 'give --input a file path instead');
-  if ((stdin as { isTTY?: boolean }).isTTY) {
-    throw new UsageError('--input - reads a `docker save` archive from stdin, which is a terminal',
-      'pipe one in (docker save IMAGE | docker clair scan --input - …), or pass --input FILE');
-  }
-  return stdin;
 }
 
 /** The run's cancellation: the caller's signal (signals, plugin socket) and --timeout. */

@@ -19,9 +19,9 @@ import { toImageScanV1 } from '../clair/v1/normalise.js';
 import type * as V1 from '../clair/v1/wire.js';
 import type { ImageRef, ImageScan } from '../findings/model.js';
 import type { LayerBinding } from '../layers/advertise.js';
-import type { ArchiveEnd } from '../layers/archive.js';
+import type { ArchiveEnd } from '../save/reader.js';
 import { LayerServer } from '../layers/layer-server.js';
-import { chainIds } from '../layers/legacy-ids.js';
+import { chainIds } from '../save/legacy-ids.js';
 import {
   ArchiveFormatError,
   ClairIndexError,
@@ -30,7 +30,7 @@ import {
 } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from './image-archive.js';
+import type { ImageArchive } from '../source/archive.js';
 
 /** Default cap on layer bytes held in memory while waiting for their parents: 256 MiB. */
 export const DEFAULT_V1_BUFFER = 256 * 1024 * 1024;

@@ -21,7 +21,7 @@ import { staleDataWarning } from '../clair/v4/update-age.js';
 import type * as V4 from '../clair/v4/wire.js';
 import type { ImageScan, TrustSignal } from '../findings/model.js';
 import type { LayerBinding } from '../layers/advertise.js';
-import type { ArchiveEnd } from '../layers/archive.js';
+import type { ArchiveEnd } from '../save/reader.js';
 import { LayerServer } from '../layers/layer-server.js';
 import {
   ArchiveFormatError,
@@ -32,7 +32,7 @@ import {
 } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from './image-archive.js';
+import type { ImageArchive } from '../source/archive.js';
 import { preflightLayerServer } from './preflight.js';
 
 export interface ScanImageV4Context {

@@ -22,7 +22,7 @@ import { join, posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import type * as Save from '../../src/layers/save-format.js';
+import type * as Save from '../../src/save/format.js';
 import { explodeLegacySave } from './save-archives.js';
 import { scanInProcess, type ScanRun } from './scan.js';
 

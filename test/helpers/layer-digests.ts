@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
-import type { LayerEntry } from '../../src/layers/archive.js';
+import type { LayerEntry } from '../../src/save/layer-feed.js';
 
 /** One pass over a layer body: the digest of its bytes as stored (what Clair checks) and decompressed (its diffID). */
 export async function digestsOf(layer: LayerEntry): Promise<{ stored: string; diffId: string }> {

@@ -13,7 +13,7 @@ import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import type * as Save from '../../src/layers/save-format.js';
+import type * as Save from '../../src/save/format.js';
 import { testDocker } from './daemon.js';
 import { tarFileWriter } from './save-archives.js';
 

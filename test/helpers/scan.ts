@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { parseCommandLine, type Invocation } from '../../src/cli/app.js';
 import { createDockerClient } from '../../src/docker/client.js';
 import { resolveEndpoint } from '../../src/docker/endpoint.js';
-import { DockerImageSource } from '../../src/docker/image-source.js';
+import { DockerImageSource } from '../../src/source/daemon.js';
 import { DockerClairError } from '../../src/runtime/errors.js';
 import { createLogger } from '../../src/runtime/log.js';
 import { runScan, type RunStats } from '../../src/scan/run.js';

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.js';
 import { createDockerClient } from '../../src/docker/client.js';
 import { parseHost, resolveEndpoint } from '../../src/docker/endpoint.js';
-import { DockerImageSource } from '../../src/docker/image-source.js';
+import { DockerImageSource } from '../../src/source/daemon.js';
 import { DaemonUnreachableError } from '../../src/runtime/errors.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { Capture } from '../helpers/streams.js';

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.js';
-import { readSaveArchive } from '../../src/layers/archive.js';
+import { readSaveArchive } from '../../src/save/reader.js';
 import { LegacyLayerMappingError } from '../../src/runtime/errors.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import {

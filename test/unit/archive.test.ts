@@ -7,18 +7,18 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
+import { sniffBlob } from '../../src/save/format.js';
+import type { LayerEntry } from '../../src/save/layer-feed.js';
 import {
-  METADATA_LIMIT,
   readSaveArchive,
-  sniffBlob,
   type ArchiveEnd,
-  type LayerEntry,
   type ReadSaveArchiveOptions,
   type SaveImage,
-} from '../../src/layers/archive.js';
-import { hashSaveArchive } from '../../src/layers/hash-pass.js';
-import { chainIds, LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/layers/legacy-ids.js';
-import type * as Save from '../../src/layers/save-format.js';
+} from '../../src/save/reader.js';
+import { METADATA_LIMIT } from '../../src/save/tar.js';
+import { hashSaveArchive } from '../../src/save/hash-pass.js';
+import { chainIds, LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/save/legacy-ids.js';
+import type * as Save from '../../src/save/format.js';
 import { ArchiveFormatError, IncompleteArchiveError, LegacyLayerMappingError } from '../../src/runtime/errors.js';
 import { chunked, MEDIA, packTar, sha256, type TarSpec, zstdFrame } from '../helpers/save-archives.js';
 

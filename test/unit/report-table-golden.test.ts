@@ -2,7 +2,7 @@
 // (hostile text included), plus the build-step legend read from the image history.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { layerSteps } from '../../src/docker/layer-history.js';
+import { layerSteps } from '../../src/source/build-steps.js';
 import type { Report } from '../../src/report/model.js';
 import { describeStep, renderTable } from '../../src/report/table.js';
 import { CASES, LAYER } from '../fixtures/report-fixtures.js';

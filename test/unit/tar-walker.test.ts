@@ -19,8 +19,8 @@ import { after, before, describe, it } from 'node:test';
 import { setImmediate, setTimeout } from 'node:timers/promises';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import * as tar from 'tar-stream';
-import { SaveArchiveFile, walkTar, type ReadAt } from '../../src/docker/archive-source.js';
-import { normalizeName } from '../../src/layers/archive.js';
+import { normalizeName, walkTar, type ReadAt } from '../../src/save/tar.js';
+import { SaveArchiveFile } from '../../src/source/file.js';
 import { ArchiveFormatError } from '../../src/runtime/errors.js';
 
 const run = promisify(execFile);

@@ -1,17 +1,24 @@
 // The Docker daemon as a source of images: reach the daemon, inspect images, export them
-// (`GET /images/{name}/get`, what `docker save` does) as a stream that is never written to disk.
+// (`GET /images/{name}/get`, what `docker save` does) as a stream that is never written to disk, and read an
+// image's build steps from its history.
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import {
   DaemonError,
   DaemonUnreachableError,
   ImageNotFoundError,
+  IncompleteArchiveError,
   UsageError,
   errnoCode,
+  type LegacyLayerMappingError,
 } from '../runtime/errors.js';
 import type { LayerStep } from '../findings/model.js';
-import type { Endpoint } from './endpoint.js';
-import { layerSteps, type HistoryEntry } from './layer-history.js';
+import { daemonMessage } from '../docker/daemon-message.js';
+import type { Endpoint } from '../docker/endpoint.js';
+import { hashSaveArchive } from '../save/hash-pass.js';
+import { readSaveArchive } from '../save/reader.js';
+import type { ArchiveEvents, ImageArchive, ReadOptions } from './archive.js';
+import { layerSteps, type HistoryEntry } from './build-steps.js';
 
 export interface DaemonInfo {
   version: string;
@@ -47,7 +54,7 @@ export interface ImageSource {
    */
   publishedPortGateway?(port: number): Promise<string | undefined>;
   /** The build step of each layer (for the report), when the daemon's history can be paired with the layers. */
-  layerSteps?(image: ImageInfo): Promise<LayerStep[] | undefined>;
+  buildSteps?(image: ImageInfo): Promise<LayerStep[] | undefined>;
   /** The engine for messages about its exports: version and image store. */
   describeEngine?(): Promise<EngineDescription>;
 }
@@ -170,7 +177,7 @@ export class DockerImageSource implements ImageSource {
     return stream;
   }
 
-  async layerSteps(image: ImageInfo): Promise<LayerStep[] | undefined> {
+  async buildSteps(image: ImageInfo): Promise<LayerStep[] | undefined> {
     try {
       return layerSteps((await this.docker.getImage(image.id).history()) as HistoryEntry[], image.diffIds);
     } catch {
@@ -215,10 +222,85 @@ export class DockerImageSource implements ImageSource {
   }
 }
 
-/** The daemon's own words for a failed call: its JSON `message` (or plain-text body), else the error's. */
-export function daemonMessage(error: unknown): string {
-  const json = (error as { json?: { message?: unknown } | string }).json;
-  if (json && typeof json === 'object' && typeof json.message === 'string') return json.message;
-  if (typeof json === 'string' && json.trim()) return json.trim();
-  return (error as Error).message ?? String(error);
+// ---------------------------------------------------------------------------------------------------------------
+
+/** An image in the Docker daemon, exported with `docker save`. */
+export class DaemonImageArchive implements ImageArchive {
+  readonly origin = 'docker save';
+  private digests: ReadonlyMap<string, string> | undefined;
+  private exact: string[] | undefined;
+  private saves = 0;
+  private readonly notes: string[] = [];
+
+  constructor(
+    private readonly source: ImageSource,
+    private readonly image: ImageInfo,
+    readonly buildSteps?: readonly LayerStep[],
+  ) {}
+
+  get ref(): string {
+    return this.image.ref;
+  }
+  get id(): string {
+    return this.image.id;
+  }
+  get repoDigests(): readonly string[] {
+    return this.image.repoDigests;
+  }
+  get layers(): readonly string[] | undefined {
+    return this.exact;
+  }
+  get order(): readonly string[] {
+    return this.exact ?? this.image.diffIds;
+  }
+  get passes(): number {
+    return this.saves;
+  }
+
+  async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
+    this.saves++;
+    const stream = await this.source.save(this.image.id, { signal });
+    return this.explainIncomplete(readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
+      { signal, ...options, ...(this.digests ? { digests: this.digests } : {}) }));
+  }
+
+  /** An export lacking what its own manifest lists is the daemon's doing: say so, and which engine it was. */
+  private async *explainIncomplete(events: ArchiveEvents): ArchiveEvents {
+    try {
+      yield* events;
+    } catch (error) {
+      if (!(error instanceof IncompleteArchiveError)) throw error;
+      throw incompleteExportError(this.image.ref, error, await this.source.describeEngine?.());
+    }
+  }
+
+  async remap(error: LegacyLayerMappingError, signal: AbortSignal): Promise<void> {
+    if (this.digests) throw error;
+    this.notes.push(`pass ${this.saves} stopped (${error.message})`);
+    this.saves++;
+    const pass = await hashSaveArchive(await this.source.save(this.image.id, { signal }), { signal, image: this.image.id });
+    this.digests = pass.digests;
+    this.exact = pass.layers;
+    this.notes.push(`pass ${this.saves} hashed every layer to map them`);
+  }
+
+  identify(): { id: string; ref: string } {
+    return { id: this.image.id, ref: this.image.ref };
+  }
+
+  describePasses(): string {
+    const what = `${this.saves} docker save pass${this.saves === 1 ? '' : 'es'}`;
+    return this.notes.length ? `${what}: ${this.notes.join('; ')}; pass ${this.saves} served the layers` : what;
+  }
+}
+
+function incompleteExportError(ref: string, error: IncompleteArchiveError, engine: EngineDescription | undefined): DaemonError {
+  const name = `Docker Engine ${engine?.version ?? '(version unknown)'}${engine?.store ? ` (${engine.store} image store)` : ''}`;
+  const hint = engine?.store === 'containerd'
+    ? `a daemon defect, not a damaged image: the containerd image store skips downloading the blobs of layers it already has `
+      + `when it pulls, and then cannot export them; remove ${ref} and the images that share its layers (docker image rm), `
+      + 'pull it again and rescan, or scan it on a daemon with the classic image store'
+    : 'a daemon defect, not a damaged image: every export of this image will lack it; scan the image on another daemon';
+  return new DaemonError(`the Docker daemon's export of ${ref} is incomplete: ${name} left out ${error.missing ?? error.path}, `
+    + 'which the export\'s own manifest.json lists', hint, { cause: error });
 }

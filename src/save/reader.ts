@@ -1,0 +1,236 @@
+// Reads a `docker save` stream once and hands out its layers as they pass, for the layer server to pipe to
+// Clair. The three formats are told apart by their entries (format.ts).
+//
+// Each layer's digest is known before its body is read (the entry's name, or the legacy v1-ID mapping), and the
+// body is hashed while it streams: it ends only once the bytes hashed to that digest. With `verify: 'guesses'`
+// only a digest that is a guess (a legacy top layer not yet confirmed) is hashed: the others are certain by the
+// entry's name, and a consumer that hashes what it receives anyway (Clair v4's fetcher) catches corrupt bytes;
+// hashing costs ~0.45 CPU-s per GB (docs/benchmarks.md). Nothing is written to disk and no layer is buffered;
+// only metadata entries below METADATA_LIMIT are read into memory.
+import type { Readable } from 'node:stream';
+import { ArchiveFormatError } from '../runtime/errors.js';
+import {
+  BLOB,
+  LEGACY_JSON,
+  LEGACY_LAYER,
+  RETAINED_LIMIT,
+  SNIFF_BYTES,
+  blobDigest,
+  configDigest,
+  detectFormat,
+  isLegacyItem,
+  isSaveEntry,
+  missingFromArchive,
+  noManifestError,
+  parseJson,
+  parseManifest,
+  selectManifestItem,
+  sniffBlob,
+  type LayerCompression,
+  type SaveFormat,
+} from './format.js';
+import type * as Save from './format.js';
+import { LayerFeed, type LayerEntry } from './layer-feed.js';
+import { LegacyMapping } from './legacy-mapping.js';
+import { METADATA_LIMIT, TarEntries, drain, entryChunks, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
+
+export interface ArchiveEnd {
+  kind: 'end';
+  format: SaveFormat;
+  /** The image's layers, base first, as the digests served (diffIDs, or blob digests in the containerd store). */
+  layers: string[];
+  /** The config digest (the image ID outside the containerd store). */
+  config?: string;
+  /** From manifest.json; empty when the image was saved by ID. */
+  repoTags: string[];
+}
+
+export type ArchiveEvent = { kind: 'layer'; layer: LayerEntry } | ArchiveEnd;
+
+export interface SaveImage {
+  /** Image ID as the daemon reports it: the config digest, or the target digest in the containerd store. */
+  id: string;
+  /** RootFS.Layers, base first. */
+  diffIds: readonly string[];
+}
+
+export interface ReadSaveArchiveOptions {
+  signal?: AbortSignal;
+  /**
+   * Digests of layer entries by tar name, from a previous hash pass (hash-pass.ts). Used before the legacy
+   * v1-ID computation: the way to read a legacy archive whose mapping failed (LegacyLayerMappingError).
+   */
+  digests?: ReadonlyMap<string, string>;
+  /**
+   * Which layer bodies are hashed while they stream: 'all' (the default), or only 'guesses' (the digest of a
+   * legacy top layer not yet confirmed by the layers below it: a mismatch there is a LegacyLayerMappingError).
+   * Use 'guesses' only when whoever reads the bodies verifies the digest itself, as Clair v4 does.
+   */
+  verify?: 'all' | 'guesses';
+}
+
+/**
+ * Reads a `docker save` archive once, yielding a `layer` event per layer entry in stream order, then one
+ * `end` event. The consumer must finish with each layer's body before calling next() (see LayerEntry.body).
+ * Errors: ArchiveFormatError (not a tar, truncated, no manifest.json, a digest mismatch, a layer never
+ * delivered), LegacyLayerMappingError (a legacy directory that cannot be identified before its bytes), the
+ * signal's reason on abort. Leaving the loop early (or an error) destroys `source`.
+ */
+export function readSaveArchive(
+  source: Readable,
+  image: SaveImage,
+  options: ReadSaveArchiveOptions = {},
+): AsyncGenerator<ArchiveEvent, void, undefined> {
+  // Nothing is read before the first next(); an error the source emits meanwhile is kept for it (unheard, it
+  // would crash the process).
+  const early: { error?: unknown } = {};
+  const onEarlyError = (error: unknown) => {
+    early.error ??= error;
+  };
+  source.on('error', onEarlyError);
+  return readEvents(source, image, options, () => {
+    source.off('error', onEarlyError);
+    return early.error;
+  });
+}
+
+async function* readEvents(
+  source: Readable,
+  image: SaveImage,
+  options: ReadSaveArchiveOptions,
+  takeEarlyError: () => unknown,
+): AsyncGenerator<ArchiveEvent, void, undefined> {
+  const { signal } = options;
+  const entries = new TarEntries(source, signal, takeEarlyError());
+  const save = new SaveReader(image, options.digests, options.verify ?? 'all');
+  let feed: LayerFeed | undefined;
+  const onAbort = () => feed?.fail(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (let entry = await entries.next(); entry; entry = await entries.next()) {
+      feed = await save.take(entry, entries);
+      if (!feed) continue;
+      yield { kind: 'layer', layer: feed.layer };
+      await feed.settle();
+      save.delivered(feed.layer);
+      feed = undefined;
+    }
+    yield save.end();
+  } catch (error) {
+    throw await entries.failure(error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    feed?.abandon();
+    entries.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The archive as a whole: what each entry is, and what the image is at the end.
+
+class SaveReader {
+  private readonly diffIds: ReadonlySet<string>;
+  private readonly legacy: LegacyMapping;
+  private manifest: Save.Manifest | undefined;
+  private readonly retained = new Map<string, unknown>();
+  private retainedBytes = 0;
+  private readonly deliveredLayers = new Map<string, LayerCompression>();
+  /** Whether any entry was one only a save has (for the error when manifest.json never comes). */
+  private sawSave = false;
+
+  constructor(
+    private readonly image: SaveImage,
+    private readonly known: ReadonlyMap<string, string> = new Map(),
+    private readonly verify: 'all' | 'guesses' = 'all',
+  ) {
+    this.diffIds = new Set(image.diffIds);
+    this.legacy = new LegacyMapping(image.diffIds);
+  }
+
+  /** Reads or drains one entry; a layer comes back as a feed whose body the caller hands out. */
+  async take(entry: TarEntry, entries: TarEntries): Promise<LayerFeed | undefined> {
+    const { header } = entry;
+    const name = normalizeName(header.name);
+    const size = header.size ?? 0;
+    const type = header.type ?? 'file';
+    const chunks = entryChunks(entry);
+    this.sawSave ||= isSaveEntry(name);
+    const explain = (error: unknown) => entries.failure(error);
+    const feed = (digest: string, compression: LayerCompression, head: Buffer[], guess?: string) =>
+      new LayerFeed(chunks, head, { digest, size, tarName: name, compression, checked: this.verify === 'all' || guess !== undefined },
+        explain, guess);
+
+    if (type !== 'file' && type !== 'contiguous-file') {
+      // Directories, and duplicate legacy layers as links to the first copy (possibly before it): skipped.
+      await drain(chunks);
+      return undefined;
+    }
+    let m: RegExpExecArray | null;
+    if ((m = LEGACY_LAYER.exec(name))) {
+      const known = this.known.get(name);
+      const mapped = known === undefined ? this.legacy.digestOf(m[1] as string) : { digest: known };
+      if (mapped !== undefined) return feed(mapped.digest, 'none', [], mapped.guess);
+    } else if ((m = LEGACY_JSON.exec(name))) {
+      const text = await readSmall(chunks, size);
+      if (text && !this.known.size) this.legacy.json(m[1] as string, parseJson(text, name) as Save.V1Json);
+      return undefined;
+    } else if (name === 'manifest.json') {
+      this.manifest = parseManifest(await readSmall(chunks, size));
+      return undefined;
+    } else if (BLOB.test(name)) {
+      const digest = blobDigest(name) as string;
+      if (this.diffIds.has(digest) || this.known.get(name) === digest) return feed(digest, 'none', []);
+      const head = await readHead(chunks, Math.min(SNIFF_BYTES, size));
+      const kind = sniffBlob(Buffer.concat(head), size);
+      if (kind === 'json' && size <= METADATA_LIMIT && this.retainedBytes + size <= RETAINED_LIMIT) {
+        const rest = await readSmall(chunks, size);
+        this.retainedBytes += size;
+        try {
+          this.retained.set(digest, JSON.parse(Buffer.concat([...head, rest ?? Buffer.alloc(0)]).toString('utf8')));
+        } catch {
+          // Not JSON after all: nothing the reader needs.
+        }
+        return undefined;
+      }
+      if (kind !== undefined && kind !== 'json') return feed(digest, kind, head);
+    }
+    await drain(chunks);
+    return undefined;
+  }
+
+  delivered(layer: LayerEntry): void {
+    this.deliveredLayers.set(layer.digest, layer.compression);
+  }
+
+  end(): ArchiveEnd {
+    if (!this.manifest) throw noManifestError(this.sawSave);
+    const item = selectManifestItem(this.manifest, this.image.id, this.retained);
+    const diffIds = this.image.diffIds;
+    if (diffIds.length > 0 && item.Layers.length !== diffIds.length) {
+      throw new ArchiveFormatError(
+        `manifest.json lists ${item.Layers.length} layers for the image, its RootFS has ${diffIds.length}`,
+        'the image changed while it was exported: scan it again');
+    }
+    const legacy = isLegacyItem(item);
+    const layers = item.Layers.map((path, i) => {
+      const name = normalizeName(path);
+      let digest: string | undefined;
+      if (legacy) {
+        const dir = LEGACY_LAYER.exec(name)?.[1];
+        const index = dir === undefined ? undefined : this.legacy.indexOf(dir);
+        digest = this.known.get(name) ?? (index === undefined ? diffIds[i] : diffIds[index]);
+      } else {
+        digest = blobDigest(name);
+      }
+      if (digest === undefined) throw new ArchiveFormatError(`manifest.json names layer "${path}", which is not a layer entry`);
+      if (legacy && diffIds[i] !== undefined && digest !== diffIds[i]) {
+        throw new ArchiveFormatError(`manifest.json layer ${i + 1} (${path}) is ${digest}, RootFS.Layers says ${diffIds[i]}`);
+      }
+      if (!this.deliveredLayers.has(digest)) throw missingFromArchive(`layer ${i + 1} of ${item.Layers.length}`, path, digest);
+      return digest;
+    });
+    const format = detectFormat(item, layers, diffIds, (d) => this.deliveredLayers.get(d) === 'none');
+    const config = configDigest(item);
+    return { kind: 'end', format, layers, ...(config ? { config } : {}), repoTags: item.RepoTags ?? [] };
+  }
+}
