@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ClairV4Client } from '../clair/v4/client.js';
-import type { LayerServer } from '../layers/layer-server.js';
+import type { LayerServer } from '../layer-server/server.js';
 import { packTar } from '../layers/pack.js';
 import { ClairIndexError, LayerServeError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';

@@ -12,7 +12,7 @@ import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint } from '../docker/endpoint.js';
 import { probeSaveStream, SaveArchiveFile } from '../docker/archive-source.js';
 import { DockerImageSource, type ImageSource } from '../docker/image-source.js';
-import { chooseLayerBinding, containerNetworkBinding } from '../layers/advertise.js';
+import { chooseLayerBinding, containerNetworkBinding } from '../layer-server/advertise.js';
 import type { LayerStep } from '../findings/model.js';
 import type { DockerGlobalFlags } from '../plugin/argv.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';

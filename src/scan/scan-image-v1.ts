@@ -18,9 +18,9 @@ import type { ClairV1Client } from '../clair/v1/client.js';
 import { toImageScanV1 } from '../clair/v1/normalise.js';
 import type * as V1 from '../clair/v1/wire.js';
 import type { ImageRef, ImageScan } from '../findings/model.js';
-import type { LayerBinding } from '../layers/advertise.js';
+import type { LayerBinding } from '../layer-server/advertise.js';
 import type { ArchiveEnd } from '../layers/archive.js';
-import { LayerServer } from '../layers/layer-server.js';
+import { LayerServer } from '../layer-server/server.js';
 import { chainIds } from '../layers/legacy-ids.js';
 import {
   ArchiveFormatError,

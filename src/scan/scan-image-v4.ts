@@ -20,9 +20,9 @@ import { toImageScan } from '../clair/v4/normalise.js';
 import { staleDataWarning } from '../clair/v4/update-age.js';
 import type * as V4 from '../clair/v4/wire.js';
 import type { ImageScan, TrustSignal } from '../findings/model.js';
-import type { LayerBinding } from '../layers/advertise.js';
+import type { LayerBinding } from '../layer-server/advertise.js';
 import type { ArchiveEnd } from '../layers/archive.js';
-import { LayerServer } from '../layers/layer-server.js';
+import { LayerServer } from '../layer-server/server.js';
 import {
   ArchiveFormatError,
   ClairIndexError,

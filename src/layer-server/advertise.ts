@@ -4,8 +4,13 @@
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
-import type { LayerAddress } from '../cli/options/scan-options.js';
 import { LayerServeError } from '../runtime/errors.js';
+
+/** --layer-address HOST[:PORT]: the address Clair is told to fetch layers from. */
+export interface LayerAddress {
+  host: string;
+  port?: number;
+}
 
 export interface LayerBinding {
   listenHost: string;
