@@ -31,10 +31,10 @@ import type { Logger } from '../runtime/log.js';
 import { lineProgress, silentProgress, type ProgressSink } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
 import { DaemonImageArchive, FileImageArchive, StreamImageArchive, type ImageArchive } from './image-archive.js';
-import { scanImageV4 } from './scan-image-v4.js';
+import { scanImageV4 } from '../clair/v4/engine.js';
 import { resolveClairApi } from '../clair/detect.js';
 import { ClairV1Client } from '../clair/v1/client.js';
-import { scanImageV1 } from './scan-image-v1.js';
+import { scanImageV1 } from '../clair/v1/engine.js';
 import { loadRunPolicy } from './run-policy.js';
 import type { ManagedClairEndpoint } from '../server/managed-server.js';
 

@@ -14,23 +14,23 @@
 // export at all; otherwise the known base layers (a shared base) are not sent again.
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
-import type { ClairV1Client } from '../clair/v1/client.js';
-import { toImageScanV1 } from '../clair/v1/normalise.js';
-import type * as V1 from '../clair/v1/wire.js';
-import type { ImageRef, ImageScan } from '../findings/model.js';
-import type { LayerBinding } from '../layer-server/advertise.js';
-import type { ArchiveEnd } from '../layers/archive.js';
-import { LayerServer } from '../layer-server/server.js';
-import { chainIds } from '../layers/legacy-ids.js';
+import type { ClairV1Client } from './client.js';
+import { toImageScanV1 } from './normalise.js';
+import type * as V1 from './wire.js';
+import type { ImageRef, ImageScan } from '../../findings/model.js';
+import type { LayerBinding } from '../../layer-server/advertise.js';
+import type { ArchiveEnd } from '../../layers/archive.js';
+import { LayerServer } from '../../layer-server/server.js';
+import { chainIds } from '../../layers/legacy-ids.js';
 import {
   ArchiveFormatError,
   ClairIndexError,
   ClairProtocolError,
   LegacyLayerMappingError,
-} from '../runtime/errors.js';
-import type { Logger } from '../runtime/log.js';
-import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from './image-archive.js';
+} from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import type { ProgressSink } from '../../runtime/progress.js';
+import type { ImageArchive } from '../../scan/image-archive.js';
 
 /** Default cap on layer bytes held in memory while waiting for their parents: 256 MiB. */
 export const DEFAULT_V1_BUFFER = 256 * 1024 * 1024;

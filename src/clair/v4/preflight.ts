@@ -4,11 +4,11 @@
 // commonest failure of Clair tooling; here it becomes one message naming the address tried.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { ClairV4Client } from '../clair/v4/client.js';
-import type { LayerServer } from '../layer-server/server.js';
-import { packTar } from '../layers/pack.js';
-import { ClairIndexError, LayerServeError } from '../runtime/errors.js';
-import type { Logger } from '../runtime/log.js';
+import type { ClairV4Client } from './client.js';
+import type { LayerServer } from '../../layer-server/server.js';
+import { packTar } from '../../layers/pack.js';
+import { ClairIndexError, LayerServeError } from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
 
 const FETCH_FAILURE = /fetch|dial tcp|connection refused|connection reset|no route to host|i\/o timeout|network is unreachable|context deadline exceeded|unexpected status code|EOF/i;
 

@@ -15,24 +15,24 @@
 // for legacy and OCI saves, every layer of an --input file), in stream order otherwise (containerd blobs).
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { ClairV4Client } from '../clair/v4/client.js';
-import { toImageScan } from '../clair/v4/normalise.js';
-import { staleDataWarning } from '../clair/v4/update-age.js';
-import type * as V4 from '../clair/v4/wire.js';
-import type { ImageScan, TrustSignal } from '../findings/model.js';
-import type { LayerBinding } from '../layer-server/advertise.js';
-import type { ArchiveEnd } from '../layers/archive.js';
-import { LayerServer } from '../layer-server/server.js';
+import type { ClairV4Client } from './client.js';
+import { toImageScan } from './normalise.js';
+import { staleDataWarning } from './update-age.js';
+import type * as V4 from './wire.js';
+import type { ImageScan, TrustSignal } from '../../findings/model.js';
+import type { LayerBinding } from '../../layer-server/advertise.js';
+import type { ArchiveEnd } from '../../layers/archive.js';
+import { LayerServer } from '../../layer-server/server.js';
 import {
   ArchiveFormatError,
   ClairIndexError,
   ClairProtocolError,
   DockerClairError,
   LegacyLayerMappingError,
-} from '../runtime/errors.js';
-import type { Logger } from '../runtime/log.js';
-import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from './image-archive.js';
+} from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
+import type { ProgressSink } from '../../runtime/progress.js';
+import type { ImageArchive } from '../../scan/image-archive.js';
 import { preflightLayerServer } from './preflight.js';
 
 export interface ScanImageV4Context {
