@@ -75,7 +75,8 @@ export class ClairV1Client {
       const message = parseErrorBody(response.body)?.Message ?? response.body.trim().slice(0, 300);
       if (UNSUPPORTED.test(message)) return { kind: 'unsupported', message };
       throw new ClairIndexError(`Clair could not read layer ${layer.Name} (422: ${message})`,
-        'the layer is not a readable tar archive, or holds a file over 200 MiB (Clair v1 extracts at most that)');
+        'the layer is not a readable tar archive, or holds a file over 200 MiB (Clair v1 extracts at most that)',
+        { failure: { reason: 'unreadable-layer' } });
     }
     return { kind: 'indexed' };
   }
@@ -123,23 +124,23 @@ export class ClairV1Client {
         return new ClairIndexError(
           `Clair could not fetch layer ${name} from the layer server at ${layer?.Path ? redactUrl(new URL(layer.Path).origin) : '?'} (400: could not find layer)`,
           'set --layer-address to an address of this machine that Clair can reach (and open that port)',
-          { cause: error },
+          { cause: error, failure: { reason: 'fetch-failed', said: message ?? '' } },
         );
       }
       if (status === 400 && /parent layer is unknown/i.test(message ?? '')) {
         return new ClairIndexError(
           `Clair does not know the parent ${layer?.ParentName ?? '?'} of layer ${name} (400: ${message})`,
           'another client may have deleted it meanwhile; run the scan again',
-          { cause: error },
+          { cause: error, failure: { reason: 'unknown-parent' } },
         );
       }
       if (status === 503) {
         return new ClairIndexError(`Clair did not index layer ${name} within its api.timeout (503)`,
-          "retry; raise Clair's api.timeout for very large layers", { cause: error });
+          "retry; raise Clair's api.timeout for very large layers", { cause: error, failure: { reason: 'timed-out' } });
       }
       if (status === 502 || status === 504) {
         return new ClairIndexError(`a proxy in front of Clair cut the layer POST (${status}); the indexing was aborted or is still running`,
-          'retry; raise the proxy timeout (e.g. nginx proxy_read_timeout)', { cause: error });
+          'retry; raise the proxy timeout (e.g. nginx proxy_read_timeout)', { cause: error, failure: { reason: 'proxy-cut' } });
       }
       return new ClairIndexError(`Clair failed to index layer ${name} (${status}${message ? `: ${message}` : ''})`, undefined, { cause: error });
     }

@@ -1,7 +1,7 @@
 // HTTP calls of the Clair v4 indexer and matcher, with Clair's statuses mapped to what they mean.
 // Knows nothing of Docker or tar: layer URLs arrive as plain data in the Manifest.
 import type { Got, RequestError } from 'got';
-import { ClairAuthError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
+import { ClairAuthError, ClairIndexError, ClairProtocolError, type ClairIndexFailure } from '../../runtime/errors.js';
 import type { PskAuth } from '../auth.js';
 import {
   apiUrl,
@@ -38,6 +38,20 @@ export type VulnerabilityReportResult =
   | { kind: 'not-indexed' };
 
 const JSON_ACCEPT = 'application/json';
+
+// claircore's words for a failed layer fetch (libindex/fetcher.go and Go's net errors), most specific first.
+const DIGEST_MISMATCH = /validation failed: got "([0-9a-f]+)", expected "([0-9a-f]+)"/;
+const CONNECT_FAILURE = /connection refused|no route to host|i\/o timeout|dial tcp|network is unreachable|context deadline exceeded/i;
+const FETCH_FAILURE = /fetch|connection reset|unexpected status code|EOF/i;
+
+/** What Clair's account of a failed index (`said`) means. */
+function indexFailure(said: string): ClairIndexFailure {
+  const mismatch = DIGEST_MISMATCH.exec(said);
+  if (mismatch) return { reason: 'digest-mismatch', said, got: mismatch[1] as string, expected: mismatch[2] as string };
+  if (CONNECT_FAILURE.test(said)) return { reason: 'connect-failed', said };
+  if (FETCH_FAILURE.test(said)) return { reason: 'fetch-failed', said };
+  return { reason: 'other' };
+}
 
 export class ClairV4Client {
   private constructor(
@@ -81,7 +95,8 @@ export class ClairV4Client {
     const response = await this.send(url, { method: 'POST', json: manifest, signal }, [201]);
     const report = parseIndexReport(this.json(url, response.body), describeUrl(url));
     if (report.state === 'IndexError' || report.success === false) {
-      throw new ClairIndexError(`Clair failed to index ${manifest.hash}: ${report.err || report.state}`);
+      const message = `Clair failed to index ${manifest.hash}: ${report.err || report.state}`;
+      throw new ClairIndexError(message, undefined, { failure: indexFailure(message) });
     }
     return report;
   }
@@ -142,13 +157,12 @@ export class ClairV4Client {
       return new ClairIndexError(
         `Clair at ${where} is busy (${status}) and still was after ${this.options.retries ?? 4} retries`,
         'retry later, or raise Clair\'s indexer.index_report_request_concurrency',
-        { cause: error },
+        { cause: error, failure: { reason: 'busy' } },
       );
     }
     if (method === 'POST' && status === 500) {
-      return new ClairIndexError(`Clair failed to index the image: ${clairMessage ?? body.trim().slice(0, 500)}`, undefined, {
-        cause: error,
-      });
+      const said = clairMessage ?? body.trim().slice(0, 500);
+      return new ClairIndexError(`Clair failed to index the image: ${said}`, undefined, { cause: error, failure: indexFailure(said) });
     }
     return new ClairProtocolError(
       `Clair at ${where} answered ${status}${clairMessage ? `: ${clairMessage}` : ''}`,
