@@ -3,7 +3,6 @@
 //   ③ export + serve layers + index with Clair (the Clair engine)  ④ verdict per image  ⑤ reports, exit code
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import process from 'node:process';
 import type { Readable } from 'node:stream';
 import type { ScanOptions } from '../cli/options/scan-options.js';
 import { isBase64Key, type PskAuth } from '../clair/auth.js';

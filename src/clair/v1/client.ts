@@ -1,20 +1,10 @@
 // HTTP calls of the legacy Clair v1 API (Clair 1.x/2.x), with Clair's statuses mapped to what they mean
 // (quay/clair v2.0.x api/v1/routes.go, Documentation/api_v1.md). Knows nothing of Docker or tar: layer URLs
 // arrive as plain data.
-import type { Got, RequestError } from 'got';
+import type { RequestError } from 'got';
 import { ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
-import {
-  apiUrl,
-  createClairHttp,
-  describeUrl,
-  failedResponse,
-  parseJsonBody,
-  sendText,
-  unreachableError,
-  type SendOptions,
-  type TextResponse,
-} from '../http.js';
+import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseLayerEnvelope, parseNamespaces, parseVulnerabilityPage } from './parse.js';
 import type * as V1 from './wire.js';
 
@@ -34,17 +24,10 @@ export type PostLayerResult =
 
 const UNSUPPORTED = /not supported/i;
 
-export class ClairV1Client {
-  private constructor(
-    private readonly http: Got,
-    private readonly options: ClairV1Options,
-  ) {}
-
+export class ClairV1Client extends ClairHttpClient<ClairV1Options> {
   static async create(options: ClairV1Options): Promise<ClairV1Client> {
     const http = await createClairHttp({
-      ...(options.ca ? { ca: options.ca } : {}),
-      retries: options.retries ?? 4,
-      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      ...options,
       // GETs only: a layer POST that timed out (503) may still be running in Clair.
       retryMethods: ['GET'],
       retryStatusCodes: [429, 500, 502, 503, 504],
@@ -100,19 +83,7 @@ export class ClairV1Client {
     return apiUrl(this.options.url, path);
   }
 
-  private timeout() {
-    return { request: this.options.requestTimeoutMs ?? 60_000 };
-  }
-
-  private json(url: URL, body: string): unknown {
-    return parseJsonBody(url, body);
-  }
-
-  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
-    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options, error));
-  }
-
-  private mapError(url: URL, options: { method: string; json?: unknown }, error: RequestError): Error {
+  protected mapError(url: URL, options: SendOptions, error: RequestError): Error {
     const where = describeUrl(url);
     const { status, body } = failedResponse(error);
     if (status === undefined) return unreachableError(url, error);

@@ -1,19 +1,9 @@
 // HTTP calls of the Clair v4 indexer and matcher, with Clair's statuses mapped to what they mean.
 // Knows nothing of Docker or tar: layer URLs arrive as plain data in the Manifest.
-import type { Got, RequestError } from 'got';
+import type { RequestError } from 'got';
 import { ClairAuthError, ClairIndexError, ClairProtocolError, type ClairIndexFailure } from '../../runtime/errors.js';
 import type { PskAuth } from '../auth.js';
-import {
-  apiUrl,
-  createClairHttp,
-  describeUrl,
-  failedResponse,
-  parseJsonBody,
-  sendText,
-  unreachableError,
-  type SendOptions,
-  type TextResponse,
-} from '../http.js';
+import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseIndexReport, parseUpdateOperations, parseVulnerabilityReport } from './parse.js';
 import type * as V4 from './wire.js';
 
@@ -37,8 +27,6 @@ export type VulnerabilityReportResult =
   /** 404: the manifest is unknown or its index is not finished. */
   | { kind: 'not-indexed' };
 
-const JSON_ACCEPT = 'application/json';
-
 // claircore's words for a failed layer fetch (libindex/fetcher.go and Go's net errors), most specific first.
 const DIGEST_MISMATCH = /validation failed: got "([0-9a-f]+)", expected "([0-9a-f]+)"/;
 const CONNECT_FAILURE = /connection refused|no route to host|i\/o timeout|dial tcp|network is unreachable|context deadline exceeded/i;
@@ -53,18 +41,10 @@ function indexFailure(said: string): ClairIndexFailure {
   return { reason: 'other' };
 }
 
-export class ClairV4Client {
-  private constructor(
-    private readonly http: Got,
-    private readonly options: ClairV4Options,
-  ) {}
-
+export class ClairV4Client extends ClairHttpClient<ClairV4Options> {
   static async create(options: ClairV4Options): Promise<ClairV4Client> {
     const http = await createClairHttp({
-      ...(options.ca ? { ca: options.ca } : {}),
-      ...(options.psk ? { psk: options.psk } : {}),
-      retries: options.retries ?? 4,
-      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      ...options,
       // Only the "try later" answers: a POST that failed in any other way may have consumed a layer.
       retryMethods: ['GET', 'POST', 'DELETE'],
       retryStatusCodes: [429, 503],
@@ -127,19 +107,7 @@ export class ClairV4Client {
     return parseUpdateOperations(this.json(url, response.body), describeUrl(url));
   }
 
-  private timeout() {
-    return { request: this.options.requestTimeoutMs ?? 60_000 };
-  }
-
-  private json(url: URL, body: string): unknown {
-    return parseJsonBody(url, body);
-  }
-
-  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
-    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options.method, error));
-  }
-
-  private mapError(url: URL, method: string, error: RequestError): Error {
+  protected mapError(url: URL, { method }: SendOptions, error: RequestError): Error {
     const where = describeUrl(url);
     const { status, body } = failedResponse(error);
     if (status === undefined) return unreachableError(url, error);
