@@ -11,18 +11,6 @@ import { packTar } from '../../layers/pack.js';
 import { ClairIndexError, LayerServeError, type ClairIndexFailure } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
 
-/** Clair's account of a failure to fetch a layer (the layer server's side of things), else undefined. */
-function fetchFailure(failure: ClairIndexFailure): string | undefined {
-  switch (failure.reason) {
-    case 'connect-failed':
-    case 'fetch-failed':
-    case 'digest-mismatch':
-      return failure.said;
-    default:
-      return undefined;
-  }
-}
-
 export interface ProbeLayer {
   digest: string;
   bytes: Buffer;
@@ -68,4 +56,16 @@ export async function preflightLayerServer(server: LayerServer, clair: ClairV4Cl
   }
   log.debug(`preflight: Clair fetched a probe layer from ${server.baseUrl}`);
   return { requests, bytes: outcome.served ? outcome.bytes : 0 };
+}
+
+/** Clair's account of a failure to fetch a layer (the layer server's side of things), else undefined. */
+function fetchFailure(failure: ClairIndexFailure): string | undefined {
+  switch (failure.reason) {
+    case 'connect-failed':
+    case 'fetch-failed':
+    case 'digest-mismatch':
+      return failure.said;
+    default:
+      return undefined;
+  }
 }
