@@ -19,7 +19,7 @@ function phases(run, log) {
     const end = Date.parse(m[1]);
     events.push({ method: m[2], status: Number(m[3]), start: end - Number(m[4]), end });
   }
-  // The preflight (src/scan/preflight.ts) indexes a probe manifest and deletes it before the export starts: a
+  // The preflight (src/clair/v4/preflight.ts) indexes a probe manifest and deletes it before the export starts: a
   // POST followed directly by a DELETE, before any layer's POST. It is part of `before`, not of `layers`.
   if (events[0]?.method === 'POST' && events[1]?.method === 'DELETE') events.splice(0, 2);
   const posts = events.filter((e) => e.method === 'POST' && e.status === 201);

@@ -10,8 +10,10 @@ import { signPskToken, type PskAuth } from './auth.js';
 export interface ClairHttpOptions {
   ca?: Buffer;
   psk?: PskAuth;
-  retries: number;
-  retryBaseDelayMs: number;
+  /** Default 4. */
+  retries?: number | undefined;
+  /** Default 500 ms, doubled per retry up to 30 s. */
+  retryBaseDelayMs?: number | undefined;
   /** Which methods may be retried, and on which statuses ("try later" answers only). */
   retryMethods: Method[];
   retryStatusCodes: number[];
@@ -23,12 +25,12 @@ export async function createClairHttp(options: ClairHttpOptions): Promise<Got> {
   return got.extend({
     headers: { accept: 'application/json', 'user-agent': 'docker-clair' },
     retry: {
-      limit: options.retries,
+      limit: options.retries ?? 4,
       methods: options.retryMethods,
       statusCodes: options.retryStatusCodes,
       errorCodes: [],
       calculateDelay: ({ attemptCount, computedValue }) =>
-        computedValue === 0 ? 0 : Math.min(options.retryBaseDelayMs * 2 ** (attemptCount - 1), 30_000),
+        computedValue === 0 ? 0 : Math.min((options.retryBaseDelayMs ?? 500) * 2 ** (attemptCount - 1), 30_000),
     },
     https: options.ca ? { certificateAuthority: options.ca } : {},
     hooks: {
@@ -105,6 +107,43 @@ export function unreachableError(url: URL, error: RequestError): ClairUnreachabl
       : 'check --clair (or CLAIR_ADDR) and that Clair is running and reachable from here',
     { cause: error },
   );
+}
+
+/**
+ * What the v4 and v1 clients share: their got instance, the per-request timeout, and the one request primitive
+ * whose failures go through the protocol's own error mapping.
+ */
+export abstract class ClairHttpClient<Options extends { requestTimeoutMs?: number | undefined }> {
+  protected constructor(
+    private readonly http: Got,
+    protected readonly options: Options,
+  ) {}
+
+  /** For everything but the blocking index POST (v4) and layer POST (v1), which the run's --timeout bounds. */
+  protected timeout(): { request: number } {
+    return { request: this.options.requestTimeoutMs ?? 60_000 };
+  }
+
+  protected json(url: URL, body: string): unknown {
+    return parseJsonBody(url, body);
+  }
+
+  protected send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
+    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options, error));
+  }
+
+  /** A failed request as this protocol means it (Clair's statuses and error bodies). */
+  protected abstract mapError(url: URL, options: SendOptions, error: RequestError): Error;
+}
+
+/** An error body as JSON, from raw text or already parsed; undefined when it is not JSON. Never throws. */
+export function lenientJson(body: unknown): unknown {
+  if (typeof body !== 'string' && !Buffer.isBuffer(body)) return body;
+  try {
+    return JSON.parse(String(body));
+  } catch {
+    return undefined;
+  }
 }
 
 export function parseJsonBody(url: URL, body: string): unknown {

@@ -109,9 +109,27 @@ export class ClairAuthError extends DockerClairError {
   readonly code = 'CLAIR_AUTH';
 }
 
+/**
+ * Why Clair failed to index, decided once where Clair's answer is read (the Clair clients), so that callers test
+ * a field and never Clair's wording. `said` is Clair's own account, as a message quotes it.
+ */
+export type ClairIndexFailure =
+  /** Clair could not open a connection to the layer URL (refused, no route, timed out). */
+  | { reason: 'connect-failed'; said: string }
+  /** Clair's layer fetch failed in another way (reset, a bad status, a cut body). */
+  | { reason: 'fetch-failed'; said: string }
+  /** The bytes Clair fetched do not hash to the layer's digest: `got` and `expected` are hex. */
+  | { reason: 'digest-mismatch'; said: string; got: string; expected: string }
+  | { reason: 'busy' | 'timed-out' | 'proxy-cut' | 'unknown-parent' | 'unreadable-layer' | 'other' };
+
 /** Clair failed to index the image; carries Clair's own message (often a layer fetch failure). */
 export class ClairIndexError extends DockerClairError {
   readonly code = 'CLAIR_INDEX';
+  readonly failure: ClairIndexFailure;
+  constructor(message: string, hint?: string, options?: ErrorOptions & { failure?: ClairIndexFailure }) {
+    super(message, hint, options);
+    this.failure = options?.failure ?? { reason: 'other' };
+  }
 }
 
 /** Clair answered with a status or a body that the protocol does not allow. */

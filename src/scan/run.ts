@@ -1,13 +1,12 @@
 // One `docker clair scan` run: every image through the pipeline, then policy, then the reports.
 //   ① resolve the Docker endpoint, reach the daemon (or open the --input archive)  ② inspect each image
-//   ③ export + serve layers + index with Clair (scan-image-v4)  ④ verdict per image  ⑤ reports, exit code
+//   ③ export + serve layers + index with Clair (the Clair engine)  ④ verdict per image  ⑤ reports, exit code
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { isBase64Key, type PskAuth } from '../clair/auth.js';
-import { ClairV4Client } from '../clair/v4/client.js';
 import { chooseSource } from '../source/choose.js';
 import type { ImageSource } from '../source/daemon.js';
-import { chooseLayerBinding, containerNetworkBinding } from '../layers/advertise.js';
+import { chooseLayerBinding, containerNetworkBinding } from '../layer-server/advertise.js';
 import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { evaluateScan, exitCodeFor } from '../policy/verdict.js';
 import { buildReport } from '../report/build.js';
@@ -24,10 +23,8 @@ import {
 import type { Logger } from '../runtime/log.js';
 import { lineProgress, silentProgress } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
-import { scanImageV4 } from './scan-image-v4.js';
 import { resolveClairApi } from '../clair/detect.js';
-import { ClairV1Client } from '../clair/v1/client.js';
-import { scanImageV1 } from './scan-image-v1.js';
+import { createClairEngine } from '../clair/engine.js';
 import { loadRunPolicy } from '../policy/load.js';
 import type { ScanSettings } from './settings.js';
 import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
@@ -100,32 +97,24 @@ async function scanAll(
     source: deps.source, stdin: deps.stdin,
   }, signal);
 
-  // --clair-api auto probes Clair once; v1 (Clair 1.x/2.x) goes through scan-image-v1.
+  // --clair-api auto probes Clair once; the engine speaks the API found.
   const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal });
   log.debug(`Clair API: ${api.api} (${api.why})`);
-  const clairV1 = api.api === 'v1' ? await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) }) : undefined;
-  const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
   const binding = managed?.gateway && !options.layerAddress
     ? containerNetworkBinding(managed.gateway)
     : await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
+  const engine = await createClairEngine(api.api, {
+    indexerUrl, matcherUrl, psk, ca, binding, maxDbAgeMs: options.maxDbAgeMs, now: clock, v1BufferBytes: options.v1BufferBytes,
+  });
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;
 
-  const dataAge = { maxAgeMs: options.maxDbAgeMs, now: clock, warned: false };
   const outcomes: ImageOutcome[] = [];
   for (const { ref, open } of images.targets) {
     try {
       const archive = await open(progress);
-      const result = clairV1
-        ? await scanImageV1({
-          archive, clair: clairV1, clairUrl: indexerUrl.href, binding, log, progress, signal,
-          ...(options.v1BufferBytes !== undefined ? { bufferCap: options.v1BufferBytes } : {}),
-        })
-        : await scanImageV4({
-          archive, clair, clairUrl: indexerUrl.href, binding, log, progress, signal, dataAge,
-        });
-      if (archive.buildSteps) result.scan.layers = [...archive.buildSteps];
+      const result = await engine.scan(archive, { log, progress, signal });
       if (stats) {
         stats.layersSent += result.layersSent;
         stats.bytesSent += result.bytesSent;

@@ -1,5 +1,5 @@
 // A fresh Clair double per test, and its record of layer GETs split into the image's layers and the preflight's
-// probe layer (served under /probe/ by the layer server; src/scan/preflight.ts).
+// probe layer (served under /probe/ by the layer server; src/clair/v4/preflight.ts).
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 
 type Fetch = ClairDouble['layerFetches'][number];

@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { createDockerClient } from '../../src/docker/client.js';
 import { resolveEndpoint } from '../../src/docker/endpoint.js';
 import { DockerImageSource } from '../../src/source/daemon.js';
-import { chooseLayerBinding, containerNetworkBinding } from '../../src/layers/advertise.js';
-import { LayerServer } from '../../src/layers/layer-server.js';
+import { chooseLayerBinding, containerNetworkBinding } from '../../src/layer-server/advertise.js';
+import { LayerServer } from '../../src/layer-server/server.js';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 
 async function freePort(): Promise<number> {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FORMATS } from '../../src/report/formats.js';
-import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
+import { v1LayerNames } from '../../src/clair/v1/layer-names.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import {

@@ -2,7 +2,7 @@
 // Clair double fetching layers over HTTP from the layer server.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { helperManifestHash } from '../../src/scan/scan-image-v4.js';
+import { helperManifestHash } from '../../src/clair/v4/index-layers.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { firstImage, scanInProcess } from '../helpers/scan.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { LayerServer } from '../../src/layers/layer-server.js';
+import { LayerServer } from '../../src/layer-server/server.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { namespaceToDistribution, toFixedByV1, toImageScanV1, toSeverityV1 } from '../../src/clair/v1/normalise.js';
 import { parseErrorBody, parseLayerEnvelope, parseNamespaces, parseVulnerabilityPage } from '../../src/clair/v1/parse.js';
 import type * as V1 from '../../src/clair/v1/wire.js';
-import { v1LayerNames } from '../../src/scan/scan-image-v1.js';
+import { v1LayerNames } from '../../src/clair/v1/layer-names.js';
 import { ClairProtocolError } from '../../src/runtime/errors.js';
 
 // Recorded Clair responses from public repositories; provenance in test/fixtures/clair/README.md.

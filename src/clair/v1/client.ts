@@ -1,20 +1,10 @@
 // HTTP calls of the legacy Clair v1 API (Clair 1.x/2.x), with Clair's statuses mapped to what they mean
 // (quay/clair v2.0.x api/v1/routes.go, Documentation/api_v1.md). Knows nothing of Docker or tar: layer URLs
 // arrive as plain data.
-import type { Got, RequestError } from 'got';
+import type { RequestError } from 'got';
 import { ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
-import {
-  apiUrl,
-  createClairHttp,
-  describeUrl,
-  failedResponse,
-  parseJsonBody,
-  sendText,
-  unreachableError,
-  type SendOptions,
-  type TextResponse,
-} from '../http.js';
+import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseLayerEnvelope, parseNamespaces, parseVulnerabilityPage } from './parse.js';
 import type * as V1 from './wire.js';
 
@@ -34,17 +24,10 @@ export type PostLayerResult =
 
 const UNSUPPORTED = /not supported/i;
 
-export class ClairV1Client {
-  private constructor(
-    private readonly http: Got,
-    private readonly options: ClairV1Options,
-  ) {}
-
+export class ClairV1Client extends ClairHttpClient<ClairV1Options> {
   static async create(options: ClairV1Options): Promise<ClairV1Client> {
     const http = await createClairHttp({
-      ...(options.ca ? { ca: options.ca } : {}),
-      retries: options.retries ?? 4,
-      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      ...options,
       // GETs only: a layer POST that timed out (503) may still be running in Clair.
       retryMethods: ['GET'],
       retryStatusCodes: [429, 500, 502, 503, 504],
@@ -75,7 +58,8 @@ export class ClairV1Client {
       const message = parseErrorBody(response.body)?.Message ?? response.body.trim().slice(0, 300);
       if (UNSUPPORTED.test(message)) return { kind: 'unsupported', message };
       throw new ClairIndexError(`Clair could not read layer ${layer.Name} (422: ${message})`,
-        'the layer is not a readable tar archive, or holds a file over 200 MiB (Clair v1 extracts at most that)');
+        'the layer is not a readable tar archive, or holds a file over 200 MiB (Clair v1 extracts at most that)',
+        { failure: { reason: 'unreadable-layer' } });
     }
     return { kind: 'indexed' };
   }
@@ -99,19 +83,7 @@ export class ClairV1Client {
     return apiUrl(this.options.url, path);
   }
 
-  private timeout() {
-    return { request: this.options.requestTimeoutMs ?? 60_000 };
-  }
-
-  private json(url: URL, body: string): unknown {
-    return parseJsonBody(url, body);
-  }
-
-  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
-    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options, error));
-  }
-
-  private mapError(url: URL, options: { method: string; json?: unknown }, error: RequestError): Error {
+  protected mapError(url: URL, options: SendOptions, error: RequestError): Error {
     const where = describeUrl(url);
     const { status, body } = failedResponse(error);
     if (status === undefined) return unreachableError(url, error);
@@ -123,23 +95,23 @@ export class ClairV1Client {
         return new ClairIndexError(
           `Clair could not fetch layer ${name} from the layer server at ${layer?.Path ? redactUrl(new URL(layer.Path).origin) : '?'} (400: could not find layer)`,
           'set --layer-address to an address of this machine that Clair can reach (and open that port)',
-          { cause: error },
+          { cause: error, failure: { reason: 'fetch-failed', said: message ?? '' } },
         );
       }
       if (status === 400 && /parent layer is unknown/i.test(message ?? '')) {
         return new ClairIndexError(
           `Clair does not know the parent ${layer?.ParentName ?? '?'} of layer ${name} (400: ${message})`,
           'another client may have deleted it meanwhile; run the scan again',
-          { cause: error },
+          { cause: error, failure: { reason: 'unknown-parent' } },
         );
       }
       if (status === 503) {
         return new ClairIndexError(`Clair did not index layer ${name} within its api.timeout (503)`,
-          "retry; raise Clair's api.timeout for very large layers", { cause: error });
+          "retry; raise Clair's api.timeout for very large layers", { cause: error, failure: { reason: 'timed-out' } });
       }
       if (status === 502 || status === 504) {
         return new ClairIndexError(`a proxy in front of Clair cut the layer POST (${status}); the indexing was aborted or is still running`,
-          'retry; raise the proxy timeout (e.g. nginx proxy_read_timeout)', { cause: error });
+          'retry; raise the proxy timeout (e.g. nginx proxy_read_timeout)', { cause: error, failure: { reason: 'proxy-cut' } });
       }
       return new ClairIndexError(`Clair failed to index layer ${name} (${status}${message ? `: ${message}` : ''})`, undefined, { cause: error });
     }

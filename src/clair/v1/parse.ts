@@ -1,6 +1,7 @@
 // Guards for Clair v1 responses: unknown JSON in, the wire types out, or ClairProtocolError naming the
 // endpoint and the offending member. Lenient where Clair is (every key omitempty), strict on types.
 import { ClairProtocolError } from '../../runtime/errors.js';
+import { lenientJson } from '../http.js';
 import type * as V1 from './wire.js';
 
 type Obj = Record<string, unknown>;
@@ -95,14 +96,7 @@ export function parseVulnerabilityPage(json: unknown, endpoint: string): V1.Vuln
 
 /** `{"Error":{"Message":…}}`, from raw text or parsed JSON; undefined when the body is not one. Never throws. */
 export function parseErrorBody(body: unknown): V1.ErrorBody | undefined {
-  let value = body;
-  if (typeof value === 'string' || Buffer.isBuffer(value)) {
-    try {
-      value = JSON.parse(String(value));
-    } catch {
-      return undefined;
-    }
-  }
+  const value = lenientJson(body);
   if (!isObject(value) || !isObject(value.Error)) return undefined;
   const out: V1.ErrorBody = {};
   if (typeof value.Error.Message === 'string') out.Message = value.Error.Message;

@@ -1,19 +1,9 @@
 // HTTP calls of the Clair v4 indexer and matcher, with Clair's statuses mapped to what they mean.
 // Knows nothing of Docker or tar: layer URLs arrive as plain data in the Manifest.
-import type { Got, RequestError } from 'got';
-import { ClairAuthError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
+import type { RequestError } from 'got';
+import { ClairAuthError, ClairIndexError, ClairProtocolError, type ClairIndexFailure } from '../../runtime/errors.js';
 import type { PskAuth } from '../auth.js';
-import {
-  apiUrl,
-  createClairHttp,
-  describeUrl,
-  failedResponse,
-  parseJsonBody,
-  sendText,
-  unreachableError,
-  type SendOptions,
-  type TextResponse,
-} from '../http.js';
+import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseIndexReport, parseUpdateOperations, parseVulnerabilityReport } from './parse.js';
 import type * as V4 from './wire.js';
 
@@ -37,20 +27,24 @@ export type VulnerabilityReportResult =
   /** 404: the manifest is unknown or its index is not finished. */
   | { kind: 'not-indexed' };
 
-const JSON_ACCEPT = 'application/json';
+// claircore's words for a failed layer fetch (libindex/fetcher.go and Go's net errors), most specific first.
+const DIGEST_MISMATCH = /validation failed: got "([0-9a-f]+)", expected "([0-9a-f]+)"/;
+const CONNECT_FAILURE = /connection refused|no route to host|i\/o timeout|dial tcp|network is unreachable|context deadline exceeded/i;
+const FETCH_FAILURE = /fetch|connection reset|unexpected status code|EOF/i;
 
-export class ClairV4Client {
-  private constructor(
-    private readonly http: Got,
-    private readonly options: ClairV4Options,
-  ) {}
+/** What Clair's account of a failed index (`said`) means. */
+function indexFailure(said: string): ClairIndexFailure {
+  const mismatch = DIGEST_MISMATCH.exec(said);
+  if (mismatch) return { reason: 'digest-mismatch', said, got: mismatch[1] as string, expected: mismatch[2] as string };
+  if (CONNECT_FAILURE.test(said)) return { reason: 'connect-failed', said };
+  if (FETCH_FAILURE.test(said)) return { reason: 'fetch-failed', said };
+  return { reason: 'other' };
+}
 
+export class ClairV4Client extends ClairHttpClient<ClairV4Options> {
   static async create(options: ClairV4Options): Promise<ClairV4Client> {
     const http = await createClairHttp({
-      ...(options.ca ? { ca: options.ca } : {}),
-      ...(options.psk ? { psk: options.psk } : {}),
-      retries: options.retries ?? 4,
-      retryBaseDelayMs: options.retryBaseDelayMs ?? 500,
+      ...options,
       // Only the "try later" answers: a POST that failed in any other way may have consumed a layer.
       retryMethods: ['GET', 'POST', 'DELETE'],
       retryStatusCodes: [429, 503],
@@ -81,7 +75,8 @@ export class ClairV4Client {
     const response = await this.send(url, { method: 'POST', json: manifest, signal }, [201]);
     const report = parseIndexReport(this.json(url, response.body), describeUrl(url));
     if (report.state === 'IndexError' || report.success === false) {
-      throw new ClairIndexError(`Clair failed to index ${manifest.hash}: ${report.err || report.state}`);
+      const message = `Clair failed to index ${manifest.hash}: ${report.err || report.state}`;
+      throw new ClairIndexError(message, undefined, { failure: indexFailure(message) });
     }
     return report;
   }
@@ -112,19 +107,7 @@ export class ClairV4Client {
     return parseUpdateOperations(this.json(url, response.body), describeUrl(url));
   }
 
-  private timeout() {
-    return { request: this.options.requestTimeoutMs ?? 60_000 };
-  }
-
-  private json(url: URL, body: string): unknown {
-    return parseJsonBody(url, body);
-  }
-
-  private send(url: URL, options: SendOptions, expected: number[]): Promise<TextResponse> {
-    return sendText(this.http, url, options, expected, (error) => this.mapError(url, options.method, error));
-  }
-
-  private mapError(url: URL, method: string, error: RequestError): Error {
+  protected mapError(url: URL, { method }: SendOptions, error: RequestError): Error {
     const where = describeUrl(url);
     const { status, body } = failedResponse(error);
     if (status === undefined) return unreachableError(url, error);
@@ -142,13 +125,12 @@ export class ClairV4Client {
       return new ClairIndexError(
         `Clair at ${where} is busy (${status}) and still was after ${this.options.retries ?? 4} retries`,
         'retry later, or raise Clair\'s indexer.index_report_request_concurrency',
-        { cause: error },
+        { cause: error, failure: { reason: 'busy' } },
       );
     }
     if (method === 'POST' && status === 500) {
-      return new ClairIndexError(`Clair failed to index the image: ${clairMessage ?? body.trim().slice(0, 500)}`, undefined, {
-        cause: error,
-      });
+      const said = clairMessage ?? body.trim().slice(0, 500);
+      return new ClairIndexError(`Clair failed to index the image: ${said}`, undefined, { cause: error, failure: indexFailure(said) });
     }
     return new ClairProtocolError(
       `Clair at ${where} answered ${status}${clairMessage ? `: ${clairMessage}` : ''}`,

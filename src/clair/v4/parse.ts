@@ -16,6 +16,7 @@
 //   a protocol error rather than a clean result.
 // Unknown fields are ignored. The returned values are fresh objects with the defaults filled in, so callers
 // can rely on the wire types without re-checking.
+import { lenientJson } from '../http.js';
 import type * as V4 from './wire.js';
 import { ClairProtocolError } from '../../runtime/errors.js';
 
@@ -279,14 +280,7 @@ export function parseUpdateOperations(json: unknown, endpoint: string): V4.Updat
  * `endpoint` is accepted for symmetry with the other guards.
  */
 export function parseErrorBody(json: unknown, _endpoint?: string): V4.ErrorBody | undefined {
-  let value = json;
-  if (typeof value === 'string' || Buffer.isBuffer(value)) {
-    try {
-      value = JSON.parse(String(value));
-    } catch {
-      return undefined;
-    }
-  }
+  const value = lenientJson(json);
   if (!isObject(value)) return undefined;
   const code = typeof value.code === 'string' ? value.code : undefined;
   const message = typeof value.message === 'string' && value.message.trim() !== '' ? value.message : undefined;

@@ -9,9 +9,6 @@ import { UsageError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
 import type { ScanSettings } from '../../scan/settings.js';
 
-// layers/advertise.ts takes the parsed --layer-address type from here.
-export type { LayerAddress } from '../../layer-server/settings.js';
-
 /**
  * The parsed `scan` command line: the run's settings (each stage's part, see scan/settings.ts) and what only the
  * CLI itself uses.

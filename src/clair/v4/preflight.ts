@@ -4,13 +4,12 @@
 // commonest failure of Clair tooling; here it becomes one message naming the address tried.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { ClairV4Client } from '../clair/v4/client.js';
-import type { LayerServer } from '../layers/layer-server.js';
-import { packTar } from '../save/pack.js';
-import { ClairIndexError, LayerServeError } from '../runtime/errors.js';
-import type { Logger } from '../runtime/log.js';
-
-const FETCH_FAILURE = /fetch|dial tcp|connection refused|connection reset|no route to host|i\/o timeout|network is unreachable|context deadline exceeded|unexpected status code|EOF/i;
+import type { ClairV4Client } from './client.js';
+import type { LayerServer } from '../../layer-server/server.js';
+import { serveWhile } from '../../layer-server/serve.js';
+import { packTar } from '../../save/pack.js';
+import { ClairIndexError, LayerServeError, type ClairIndexFailure } from '../../runtime/errors.js';
+import type { Logger } from '../../runtime/log.js';
 
 export interface ProbeLayer {
   digest: string;
@@ -32,27 +31,22 @@ export interface PreflightResult {
 export async function preflightLayerServer(server: LayerServer, clair: ClairV4Client, log: Logger, signal: AbortSignal): Promise<PreflightResult> {
   const probe = await makeProbeLayer();
   const manifest = `sha256:${createHash('sha256').update(`docker-clair probe manifest\n${probe.digest}`).digest('hex')}`;
-  const before = { requests: server.stats.requests, bytes: server.stats.bytesServed };
-  const offered = server.offer(probe.digest, Readable.from([probe.bytes]), probe.bytes.length);
-  let failure: unknown;
-  try {
-    await clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal);
-  } catch (error) {
-    failure = error;
-  }
-  server.withdraw(probe.digest);
-  const outcome = await offered;
-  const requests = server.stats.requests - before.requests;
+  const before = server.stats.requests;
+  const served = await serveWhile(server, { digest: probe.digest, body: Readable.from([probe.bytes]), size: probe.bytes.length }, () =>
+    clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal));
+  const { outcome } = served;
+  const requests = server.stats.requests - before;
   // Best effort: a left-over probe costs Clair one row.
   await clair.deleteIndexReports([manifest], signal).catch((error: unknown) => {
     log.debug(`could not delete the probe manifest: ${(error as Error).message}`);
   });
-  if (failure) {
+  if (!served.ok) {
+    const { failure } = served;
     signal.throwIfAborted();
     if (!(failure instanceof ClairIndexError)) throw failure;
     // Only a failure to fetch is the layer server's; any other error (Clair's database, say) is Clair's own.
-    if (!outcome.served && FETCH_FAILURE.test(failure.message)) {
-      const said = failure.message.replace(/^Clair failed to index the image: /, '');
+    const said = fetchFailure(failure.failure);
+    if (!outcome.served && said !== undefined) {
       throw new LayerServeError(
         `Clair cannot fetch layers from the layer server at ${server.baseUrl} (a probe layer failed${requests === 0 ? ', no request arrived' : ''}: ${said})`,
         'set --layer-address to an address of this machine that Clair can reach (and open that port in any firewall)',
@@ -62,4 +56,16 @@ export async function preflightLayerServer(server: LayerServer, clair: ClairV4Cl
   }
   log.debug(`preflight: Clair fetched a probe layer from ${server.baseUrl}`);
   return { requests, bytes: outcome.served ? outcome.bytes : 0 };
+}
+
+/** Clair's account of a failure to fetch a layer (the layer server's side of things), else undefined. */
+function fetchFailure(failure: ClairIndexFailure): string | undefined {
+  switch (failure.reason) {
+    case 'connect-failed':
+    case 'fetch-failed':
+    case 'digest-mismatch':
+      return failure.said;
+    default:
+      return undefined;
+  }
 }

@@ -4,8 +4,8 @@
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
-import type { LayerAddress } from '../cli/options/scan-options.js';
 import { LayerServeError } from '../runtime/errors.js';
+import type { LayerAddress } from './settings.js';
 
 export interface LayerBinding {
   listenHost: string;

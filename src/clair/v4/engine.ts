@@ -1,0 +1,133 @@
+// One image through Clair v4: ask Clair whether it already has the image, else index it from the save stream
+// (index-layers.ts), then fetch the vulnerability report and weigh what Clair's database can vouch for.
+//
+// The archive comes from the daemon, a file or a stream (ImageArchive, which also counts the passes: a legacy
+// save whose layers the diffIDs cannot map costs a hash pass and another read). A stream of blobs tells the
+// image's identity only at its end, so Clair is asked about the image first only when it is known.
+import type { ClairV4Client } from './client.js';
+import { indexFromSaveStream } from './index-layers.js';
+import { toImageScan } from './normalise.js';
+import { staleDataWarning } from './update-age.js';
+import type * as V4 from './wire.js';
+import type { ImageScan, TrustSignal } from '../../findings/model.js';
+import type { LayerBinding } from '../../layer-server/advertise.js';
+import { ClairProtocolError } from '../../runtime/errors.js';
+import type { ImageArchive } from '../../source/archive.js';
+import type { ClairEngine, EngineResult, EngineRun } from '../engine.js';
+
+export interface V4EngineSettings {
+  clair: ClairV4Client;
+  clairUrl: string;
+  binding: LayerBinding;
+  /** --max-db-age: one warning per engine (one engine per run) when Clair's data is older than maxAgeMs. */
+  dataAge?: { maxAgeMs: number; now: () => Date };
+}
+
+export class ClairV4Engine implements ClairEngine {
+  readonly api = 'v4';
+  private staleWarned = false;
+
+  constructor(private readonly settings: V4EngineSettings) {}
+
+  async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
+    const { clair, binding } = this.settings;
+    const { signal, log } = run;
+    let id = archive.id;
+    const existing = id === undefined ? undefined : await clair.getIndexReport(id, signal);
+    let exported = false;
+    let sent = { layersSent: 0, bytesSent: 0 };
+    if (id !== undefined && existing?.state === 'IndexFinished') {
+      log.debug(`Clair already indexed ${id}: no export`);
+      run.progress({ stage: 'cached', image: archive.ref });
+      await archive.finishUnread?.(signal);
+    } else {
+      exported = true;
+      const indexed = await indexFromSaveStream({ archive, clair, binding, ...run });
+      ({ id } = indexed);
+      sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
+    }
+    log.debug(`${archive.ref}: ${archive.describePasses()}`);
+
+    run.progress({ stage: 'match', image: archive.ref });
+    const scan = await this.match(archive, id, run);
+    run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
+    return { scan, exported, ...sent };
+  }
+
+  /** The vulnerability report of an indexed image, with what Clair's database can vouch for. */
+  private async match(archive: ImageArchive, id: string, run: EngineRun): Promise<ImageScan> {
+    const { clair, clairUrl } = this.settings;
+    const result = await clair.vulnerabilityReport(id, run.signal);
+    const ref = { ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}) };
+    if (result.kind === 'not-indexed') {
+      throw new ClairProtocolError(`Clair reports no finished index for ${id} right after indexing it`,
+        'another client may have deleted it meanwhile; run the scan again');
+    }
+    if (result.kind === 'empty-database') {
+      // No matching ran, but the index report still says what the image is (packages, distribution).
+      const indexReport = await clair.getIndexReport(id, run.signal);
+      const nothingMatched = { manifest_hash: id, packages: {}, distributions: {}, environments: {}, vulnerabilities: {}, package_vulnerabilities: {} };
+      const scan: ImageScan = { ...toImageScan(nothingMatched, { image: ref, url: clairUrl, ...(indexReport ? { indexReport } : {}) }), trust: [] };
+      scan.trust.push({
+        kind: 'empty-database',
+        message: "Clair's vulnerability database is empty (its updaters have not finished a first run); no result can be trusted yet",
+      });
+      return scan;
+    }
+    const scan = toImageScan(result.report, { image: ref, url: clairUrl });
+    scan.trust.push(...(await this.updaterSignals(scan, run)));
+    return scan;
+  }
+
+  /**
+   * Clair's report is only as good as its database: no updater run at all (Clair < 4.5 answers with an
+   * empty report instead of 202), or none for this distribution, means "no findings" says nothing.
+   */
+  private async updaterSignals(scan: ImageScan, run: EngineRun): Promise<TrustSignal[]> {
+    let operations: V4.UpdateOperations;
+    try {
+      operations = await this.settings.clair.updateOperations(run.signal);
+    } catch (error) {
+      if (run.signal.aborted) throw error;
+      run.log.debug(`update_operation not available: ${(error as Error).message}`);
+      return [];
+    }
+    const names = Object.keys(operations);
+    if (names.length === 0) {
+      return [{ kind: 'empty-database', message: 'Clair has never completed a vulnerability update (update_operation is empty)' }];
+    }
+    this.warnIfStale(operations, run);
+    const did = scan.distribution?.id;
+    if (did && !names.some((n) => updaterMatches(n, did))) {
+      run.log.warn(`no Clair updater for distribution "${did}" (updaters: ${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''})`);
+      return [{ kind: 'no-updater', message: `Clair's database has no vulnerability source for ${did}; OS packages cannot be matched` }];
+    }
+    return [];
+  }
+
+  /** Old data is not untrusted data: the findings it gives are real, only newer advisories are missing. */
+  private warnIfStale(operations: V4.UpdateOperations, run: EngineRun): void {
+    const { dataAge } = this.settings;
+    if (!dataAge || this.staleWarned) return;
+    const warning = staleDataWarning(operations, dataAge.maxAgeMs, dataAge.now());
+    if (warning) {
+      this.staleWarned = true;
+      run.log.warn(warning);
+    }
+  }
+}
+
+// Updater names embed the distribution, but not always under Clair's distribution id.
+const UPDATER_ALIASES: Record<string, string[]> = {
+  amzn: ['aws'],
+  ol: ['oracle'],
+  rhel: ['rhel', 'redhat'],
+  sles: ['suse'],
+  opensuse: ['suse'],
+  'opensuse-leap': ['suse'],
+};
+
+function updaterMatches(updater: string, did: string): boolean {
+  const name = updater.toLowerCase();
+  return [did.toLowerCase(), ...(UPDATER_ALIASES[did.toLowerCase()] ?? [])].some((alias) => name.includes(alias));
+}
