@@ -113,28 +113,11 @@ export async function parseCommandLine(
         invocation = { kind: 'scan', options: toScanOptions(args as RawScanArgs, env) };
       },
     )
-    .command('server', 'Run a local Clair in Docker for scans (up, import, status, logs, down)', (y) => {
-      const server = (action: ServerOptions['action']) => (args: unknown) => {
+    .command('server', 'Run a local Clair in Docker for scans (up, import, status, logs, down)', (y) =>
+      withServerCommands(y, name, (action) => (args: unknown) => {
         rawDocker = args as RawDockerArgs;
         invocation = { kind: 'server', options: toServerOptions(action, args as RawServerArgs) };
-      };
-      return y
-        .usage(`Usage:  ${name} server COMMAND\n\nA local Clair v4 with PostgreSQL, managed by docker-clair; scans use it when no --clair is given.`)
-        .command('up', 'Create and start the local Clair, then wait for its first vulnerability update', (yy) =>
-          withUpOptions(yy).usage(
-            `Usage:  ${name} server up [OPTIONS]\n\nStart Clair v4 and PostgreSQL in containers (network ${'docker-clair'}, API on 127.0.0.1 only).\n` +
-              'Exit status: 0 ready, 2 error, 3 running but the first vulnerability update has not finished.',
-          ), server('up'))
-        .command('import <file>', 'Load a "clairctl export-updaters" file into the local Clair (air-gapped use)', (yy) =>
-          withImportOptions(yy).usage(
-            `Usage:  ${name} server import [OPTIONS] FILE\n\nLoad vulnerability data exported on a connected machine (clairctl export-updaters) into the\n` +
-              'running local Clair with clairctl import-updaters. Exit status: 0 imported, 2 error.',
-          ), server('import'))
-        .command('status', 'Show the local Clair (exit 0 ready, 3 database still empty, 2 down)', (yy) => withStatusOptions(yy), server('status'))
-        .command('logs', "Show Clair's logs", (yy) => withLogsOptions(yy), server('logs'))
-        .command('down', 'Stop and remove the local Clair (the database volume is kept unless --volumes)', (yy) => withDownOptions(yy), server('down'))
-        .demandCommand(1, `"${name} server" requires a command: up, import, status, logs or down`);
-    })
+      }))
     .command('version', 'Show the docker-clair version information', {}, (args) => {
       rawDocker = args as RawDockerArgs;
       invocation = { kind: 'version' };
@@ -164,4 +147,24 @@ export async function parseCommandLine(
   const globals = mergeGlobals(split.globals, rawDocker);
   if (!invocation) return { invocation: { kind: 'text', text: output }, globals, pluginMode: split.pluginMode };
   return { invocation, globals, pluginMode: split.pluginMode };
+}
+
+/** `server up|import|status|logs|down`, each calling `run(action)` with its parsed arguments. */
+function withServerCommands(y: Argv, name: string, run: (action: ServerOptions['action']) => (args: unknown) => void): Argv {
+  return y
+    .usage(`Usage:  ${name} server COMMAND\n\nA local Clair v4 with PostgreSQL, managed by docker-clair; scans use it when no --clair is given.`)
+    .command('up', 'Create and start the local Clair, then wait for its first vulnerability update', (yy) =>
+      withUpOptions(yy).usage(
+        `Usage:  ${name} server up [OPTIONS]\n\nStart Clair v4 and PostgreSQL in containers (network ${'docker-clair'}, API on 127.0.0.1 only).\n` +
+          'Exit status: 0 ready, 2 error, 3 running but the first vulnerability update has not finished.',
+      ), run('up'))
+    .command('import <file>', 'Load a "clairctl export-updaters" file into the local Clair (air-gapped use)', (yy) =>
+      withImportOptions(yy).usage(
+        `Usage:  ${name} server import [OPTIONS] FILE\n\nLoad vulnerability data exported on a connected machine (clairctl export-updaters) into the\n` +
+          'running local Clair with clairctl import-updaters. Exit status: 0 imported, 2 error.',
+      ), run('import'))
+    .command('status', 'Show the local Clair (exit 0 ready, 3 database still empty, 2 down)', (yy) => withStatusOptions(yy), run('status'))
+    .command('logs', "Show Clair's logs", (yy) => withLogsOptions(yy), run('logs'))
+    .command('down', 'Stop and remove the local Clair (the database volume is kept unless --volumes)', (yy) => withDownOptions(yy), run('down'))
+    .demandCommand(1, `"${name} server" requires a command: up, import, status, logs or down`);
 }
