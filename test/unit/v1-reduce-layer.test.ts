@@ -7,7 +7,7 @@ import * as tar from 'tar-stream';
 import { clairV1Reads } from '../../src/clair/v1/clair-files.js';
 import { NotATarError, reduceLayer } from '../../src/clair/v1/reduce-layer.js';
 
-type Entry = tar.Header & { body?: string };
+type Entry = Partial<tar.Header> & { name: string; body?: string };
 
 async function pack(entries: Entry[]): Promise<Buffer> {
   const p = tar.pack();
