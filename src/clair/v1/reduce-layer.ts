@@ -24,7 +24,13 @@ export async function reduceLayer(body: Readable, compression: LayerCompression,
     return Buffer.concat(chunks);
   }
   const walker = new TarReducer(keep);
-  const source: AsyncIterable<Buffer> = compression === 'gzip' ? body.pipe(createGunzip()) : body;
+  let source: AsyncIterable<Buffer> = body;
+  if (compression === 'gzip') {
+    const gunzip = createGunzip();
+    // pipe() does not pass errors on: the body's (a digest mismatch, an abort) must end the read.
+    body.once('error', (error) => gunzip.destroy(error));
+    source = body.pipe(gunzip);
+  }
   try {
     for await (const chunk of source) walker.write(chunk);
   } finally {
@@ -138,12 +144,17 @@ function isZero(block: Buffer): boolean {
   return true;
 }
 
-/** The unsigned header checksum (the checksum field counted as spaces), as every tar writer computes it. */
+/** The header checksum (the checksum field counted as spaces), unsigned or signed, as Go's tar reader accepts. */
 function checksumOk(block: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
-  const stored = parseInt(cString(block.subarray(148, 156)).trim() || '-1', 8);
-  return stored === sum;
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const byte = i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
+    unsigned += byte;
+    signed += byte > 127 ? byte - 256 : byte;
+  }
+  const stored = parseInt(cString(block.subarray(148, 156)).trim() || 'x', 8);
+  return stored === unsigned || stored === signed;
 }
 
 /** The size field: octal text, or GNU base-256 (high bit set) for sizes beyond 8 GiB. */
