@@ -18,8 +18,8 @@
 //             (see docs/benchmarks.md); then the same against a fresh real Clair v4.9 + PostgreSQL per cold run
 //             (scripts/real-clair.sh), with where the time goes from Clair's log. `scan-double` and `scan-real`
 //             run one part only.
-//   scan-v1   the same against the double in Clair v1 mode (--clair-api v1), with --v1-buffer 256MiB (default) and
-//             64MiB: wall time, peak RSS against the buffer cap, docker save passes, client bytes written
+//   scan-v1   the same against the double in Clair v1 mode (--clair-api v1), default mode (layers reduced to the
+//             files Clair v1 reads): wall time against docker save, peak RSS, docker save passes, client bytes written
 //
 // Exits non-zero only when a benchmark cannot run (missing binary, a command fails); a missed goal is
 // reported as MISS but is a measurement, not an error.
@@ -69,7 +69,7 @@ const BENCHMARKS = {
     run: scanRealBenchmark,
   },
   'scan-v1': {
-    description: 'cold/warm `docker-clair scan --clair-api v1` (--v1-buffer 256MiB and 64MiB) vs `docker save > /dev/null`, Clair double --api v1',
+    description: 'cold/warm `docker-clair scan --clair-api v1` (default: reduced layers, one pass) vs `docker save > /dev/null`, Clair double --api v1',
     defaults: { runs: 3, warmup: 1 },
     available: scanUnavailable,
     run: scanV1Benchmark,

@@ -1,17 +1,21 @@
-// scan-v1: the same images and machinery as `scan`, against the Clair double in `--api v1` mode, with the default
-// --v1-buffer (256 MiB) and with --v1-buffer 64MiB (smaller than the 800m image's 175 MB layers, so any layer that
-// arrives before its parent must be read again in a further `docker save` pass).
+// scan-v1: the same images and machinery as `scan`, against the Clair double in `--api v1` mode, in the default
+// mode (each layer reduced to the files Clair 1.x/2.x reads, held until its parent is known: one `docker save`
+// whatever the layer order). `--v1-full-layers` (whole layers under --v1-buffer, further passes) is not measured
+// here: docs/benchmarks.md keeps its earlier numbers.
 import { SCAN_GOALS, checkScan, idleLine, minMax, rangeF, runRounds, saveStep, scanContext, startDouble, withDockerProxy } from './scan-common.mjs';
 import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
 
 const V1_BUFFERS = [
-  { name: '256MiB (default)', short: '256MiB', args: [], cap: 256 * 1024 * 1024 },
-  { name: '64MiB', short: '64MiB', args: ['--v1-buffer', '64MiB'], cap: 64 * 1024 * 1024 },
+  { name: 'reduced layers (default)', short: 'default', args: [], cap: Infinity },
 ];
+/** The v1 goals: one read of the save, the whole plugin within 100 MB, memory not growing with the image. */
+const V1_GOALS = { ratio: 1.05, rssBytes: 100e6, rssRatio: 1.1, savesCold: 1 };
 
 /** The plugin's own account of a v1 scan (its -D output): passes over the save stream, the most bytes buffered. */
 function v1Debug(stderr) {
+  const one = /Clair v1: one pass over .*? \((\d+) read\(s\)\), .*?: (\d+) layer bytes read, at most (\d+) bytes held in memory/.exec(stderr);
+  if (one) return { passes: Number(one[1]), skipped: 0, peakBuffered: Number(one[3]) };
   const m = /Clair v1: (\d+) pass\(es\) over .*?; (\d+) layer read\(s\) skipped for a further pass; at most (\d+) bytes held in memory/.exec(stderr);
   return m ? { passes: Number(m[1]), skipped: Number(m[2]), peakBuffered: Number(m[3]) } : undefined;
 }
@@ -20,7 +24,7 @@ export function scanV1Benchmark(opts) {
   return withPrivateBinary(opts, scanV1BenchmarkWith);
 }
 
-const debugF = (d) => (d ? `plugin: ${d.passes} pass(es), ${d.skipped} layer read(s) skipped, at most ${mbF(d.peakBuffered)} buffered` : 'plugin: no pass line');
+const debugF = (d) => (d ? `plugin: ${d.passes} pass(es), at most ${mbF(d.peakBuffered)} of reduced layers held` : 'plugin: no pass line');
 
 async function scanV1BenchmarkWith(opts, original, binary) {
   const ctx = await scanContext(opts, original, binary);
@@ -138,23 +142,23 @@ function summary(ctx, cols) {
   const w = 24;
   const rows = [];
   const row = (label, cells, goal = '') => rows.push(`  ${label.padEnd(36)}${cells.map((c) => String(c).padEnd(w)).join('')}${goal}`);
-  row('', cols.map((c) => `${c.img.name}, ${c.buf.short}`), 'goal (v4, issue #4) / note');
+  row('', cols.map((c) => `${c.img.name}, ${c.buf.short}`), 'goal / note');
   row('docker save > /dev/null, median', cols.map((c) => `${secsF(c.saveMs)} (${rangeF(c.saveRange)})`));
   row('cold v1 scan, median', cols.map((c) => `${secsF(c.coldMs)} (${rangeF(c.coldRange)})`));
-  row('cold scan ÷ save', cols.map((c) => `${c.ratio.toFixed(2)} ${verdictF(c.ratio <= SCAN_GOALS.ratio)}`), `<= ${SCAN_GOALS.ratio}`);
+  row('cold scan ÷ save', cols.map((c) => `${c.ratio.toFixed(2)} ${verdictF(c.ratio <= V1_GOALS.ratio)}`), `<= ${V1_GOALS.ratio}`);
   row('warm rescan, median', cols.map((c) => secsF(c.warmMs)));
   row('docker save passes cold / warm', cols.map((c) => `${c.savesCold} / ${c.savesWarm} ${verdictF(c.savesCold === 1 && c.savesWarm === 0)}`), '1 / 0 (proxy, observed run)');
-  row('  passes reported by the plugin', cols.map((c) => (c.pluginPasses[0] === c.pluginPasses[1] ? `${c.pluginPasses[0]}` : `${c.pluginPasses[0]}–${c.pluginPasses[1]}`)), '(every cold run, -D)');
-  row('layer bytes buffered (max)', cols.map((c) => `${mbF(c.peakBuffered)} ${c.peakBuffered <= c.buf.cap ? '<=' : '>'} cap`), `(cap = --v1-buffer: ${V1_BUFFERS.map((b) => `${b.short} = ${mbF(b.cap)}`).join(', ')})`);
-  row('peak RSS, cold scan (max)', cols.map((c) => `${mbF(c.coldRss)} ${verdictF(c.coldRss <= SCAN_GOALS.rssBytes)}`), `<= ${mbF(SCAN_GOALS.rssBytes)}`);
-  const withinCap = (c) => c.coldRss - ctx.baseRss <= c.buf.cap;
-  row('  peak RSS − baseline `version`', cols.map((c) => `${mbF(c.coldRss - ctx.baseRss)} ${verdictF(withinCap(c))}`), `<= cap (baseline ${mbF(ctx.baseRss)})`);
+  const onePass = (c) => c.pluginPasses[0] === 1 && c.pluginPasses[1] === 1;
+  row('  reads reported by the plugin', cols.map((c) => `${c.pluginPasses[0] === c.pluginPasses[1] ? c.pluginPasses[0] : `${c.pluginPasses[0]}–${c.pluginPasses[1]}`} ${verdictF(onePass(c))}`), '1 in every cold run (-D)');
+  row('reduced layer bytes held (max)', cols.map((c) => `${mbF(c.peakBuffered)}`), '(-D)');
+  row('peak RSS, cold scan (max)', cols.map((c) => `${mbF(c.coldRss)} ${verdictF(c.coldRss <= V1_GOALS.rssBytes)}`), `<= ${mbF(V1_GOALS.rssBytes)}`);
+  row('  peak RSS − baseline `version`', cols.map((c) => `${mbF(c.coldRss - ctx.baseRss)}`), `(baseline ${mbF(ctx.baseRss)})`);
   row('  sampled RssAnon / RssFile (max)', cols.map((c) => `${mbF(c.anon)} / ${mbF(c.file)}`), '(every 100 ms)');
   row('peak RSS, warm rescan (max)', cols.map((c) => `${mbF(c.warmRss)}`));
   for (const buf of V1_BUFFERS) {
     const [a, b] = cols.filter((c) => c.buf === buf);
     const r = b.coldRss / a.coldRss;
-    row(`peak RSS ${b.img.name} ÷ ${a.img.name}, ${buf.short}`, [`${r.toFixed(2)} ${verdictF(r <= SCAN_GOALS.rssRatio)}`], `<= ${SCAN_GOALS.rssRatio}`);
+    row(`peak RSS ${b.img.name} ÷ ${a.img.name}, ${buf.short}`, [`${r.toFixed(2)} ${verdictF(r <= V1_GOALS.rssRatio)}`], `<= ${V1_GOALS.rssRatio}`);
   }
   row('client write_bytes (max)', cols.map((c) => `${c.written} ${verdictF(c.written <= SCAN_GOALS.writeBytes)}`), `${SCAN_GOALS.writeBytes}`);
   row('CPU s, cold scan (median)', cols.map((c) => `plugin ${cpuF(c.scanClientCpu)}`));
@@ -162,8 +166,12 @@ function summary(ctx, cols) {
   ctx.say(`  results (wall times: median of ${ctx.opts.runs}, range in brackets; RSS: max over the rounds and the observed run; MB = 10^6 bytes)`);
   if (ctx.idleMs > 0) ctx.say(idleLine(ctx));
   for (const r of rows) ctx.say(r);
-  // The point of this benchmark: memory bounded by the cap (the whole peak RSS above the plugin's floor, not only
-  // the buffered layer bytes), nothing written to disk, no export on a warm rescan.
-  const pass = cols.every((c) => c.peakBuffered <= c.buf.cap && withinCap(c) && c.written <= SCAN_GOALS.writeBytes && c.savesWarm === 0);
+  // The point of this benchmark: one docker save per cold scan (observed through the proxy, and the plugin's own
+  // count in every cold run), the time of that save, memory within the goal and not growing with the image,
+  // nothing written to disk, no export on a warm rescan.
+  const [small, large] = cols;
+  const pass = cols.every((c) => c.ratio <= V1_GOALS.ratio && c.coldRss <= V1_GOALS.rssBytes && onePass(c) &&
+    c.savesCold === V1_GOALS.savesCold && c.written <= SCAN_GOALS.writeBytes && c.savesWarm === 0) &&
+    (small === undefined || large === undefined || large.coldRss / small.coldRss <= V1_GOALS.rssRatio);
   return { pass, lines: [] };
 }

@@ -46,6 +46,8 @@ export interface EngineSettings {
   now: () => Date;
   /** v1: bytes of out-of-order layers that may be held in memory (--v1-buffer). */
   v1BufferBytes?: number | undefined;
+  /** v1: whole layers (--v1-full-layers) rather than the files Clair v1 reads. */
+  v1FullLayers?: boolean | undefined;
 }
 
 export async function createClairEngine(api: ClairApi, settings: EngineSettings): Promise<ClairEngine> {
@@ -53,7 +55,10 @@ export async function createClairEngine(api: ClairApi, settings: EngineSettings)
   const clairUrl = indexerUrl.href;
   if (api === 'v1') {
     const clair = await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) });
-    return withBuildSteps(new ClairV1Engine({ clair, clairUrl, binding, ...(settings.v1BufferBytes !== undefined ? { bufferCap: settings.v1BufferBytes } : {}) }));
+    return withBuildSteps(new ClairV1Engine({
+      clair, clairUrl, binding, fullLayers: settings.v1FullLayers === true,
+      ...(settings.v1BufferBytes !== undefined ? { bufferCap: settings.v1BufferBytes } : {}),
+    }));
   }
   const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
   return withBuildSteps(new ClairV4Engine({ clair, clairUrl, binding, dataAge: { maxAgeMs: settings.maxDbAgeMs, now: settings.now } }));

@@ -13,6 +13,8 @@ export interface ClairSettings {
   clairApi?: ClairApiChoice;
   /** --v1-buffer: bytes of out-of-order layers Clair v1 scans may hold in memory (default 256 MiB). */
   v1BufferBytes?: number;
+  /** --v1-full-layers: send Clair v1 whole layers rather than the files stock Clair 1.x/2.x reads. */
+  v1FullLayers?: boolean;
   /** --max-db-age: warn when Clair's newest vulnerability update is older (milliseconds); 0 = never warn. */
   maxDbAgeMs: number;
 }

@@ -106,6 +106,7 @@ async function scanAll(
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   const engine = await createClairEngine(api.api, {
     indexerUrl, matcherUrl, psk, ca, binding, maxDbAgeMs: options.maxDbAgeMs, now: clock, v1BufferBytes: options.v1BufferBytes,
+    v1FullLayers: options.v1FullLayers,
   });
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;

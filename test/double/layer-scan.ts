@@ -16,6 +16,17 @@ export function wantedPath(path: string): boolean {
     path === APK_DB || path === 'status' || path.endsWith('/status');
 }
 
+/**
+ * The files Clair 1.x/2.x extract from a layer, and nothing else: the union of every detector's required files
+ * (quay/clair v1.2.x worker/detectors/{namespace,feature}/*, v2.0.x–v2.1.x ext/featurens/* and ext/featurefmt/*
+ * RequiredFilenames), matched at the start of the entry name as pkg/tarutil ExtractFiles does.
+ */
+const V1_FILES = /^(?:var\/lib\/dpkg\/status|var\/lib\/rpm\/Packages|lib\/apk\/db\/installed|(?:etc|usr\/lib)\/os-release|etc\/lsb-release|etc\/apt\/sources.list|etc\/(?:oracle|centos|redhat|system)-release|etc\/alpine-release)/;
+
+export function wantedPathV1(path: string): boolean {
+  return V1_FILES.test(path);
+}
+
 export interface ScannedPackage {
   name: string;
   version: string;

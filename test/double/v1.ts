@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { applyFault, clientGone } from './fault.js';
 import { BodyTooLargeError, goJson, readBody } from './http-util.js';
 import { goGet, type LayerFetchRecord } from './layer-fetch.js';
-import { scanLayerV1, wantedPath } from './layer-scan.js';
+import { scanLayerV1, wantedPathV1 } from './layer-scan.js';
 import { decompressor, sniffCompression, TarSink, type LayerContents } from './layer-unpack.js';
 import type { ClairDoubleOptions, V1LayerInfo } from './options.js';
 import { isAffected, parseVulnEntry, SEVERITIES, severityRank, type VulnEntry } from './vulns.js';
@@ -267,7 +267,8 @@ export class ClairV1 {
       }
     }
     rec.bytes = first.length;
-    const sink = new TarSink(wantedPath);
+    // As Clair 1.x/2.x: only the files a detector asked for are read from the layer.
+    const sink = new TarSink(wantedPathV1);
     try {
       await pipeline(Readable.from(all()), decompressor(kind), sink, { signal });
     } catch (e) {

@@ -3,6 +3,7 @@
 // no export at all.
 import type { ClairV1Client } from './client.js';
 import { indexLayersV1 } from './index-layers.js';
+import { indexReducedV1 } from './index-reduced.js';
 import { v1LayerNames } from './layer-names.js';
 import { toImageScanV1 } from './normalise.js';
 import type { ImageRef, ImageScan } from '../../findings/model.js';
@@ -18,7 +19,9 @@ export interface V1EngineSettings {
   clair: ClairV1Client;
   clairUrl: string;
   binding: LayerBinding;
-  /** Bytes of out-of-order layers that may be held in memory (--v1-buffer). */
+  /** Whole layers (--v1-full-layers), held up to bufferCap and read again beyond it; else reduced layers. */
+  fullLayers?: boolean;
+  /** Bytes of out-of-order whole layers that may be held in memory (--v1-buffer). */
   bufferCap?: number;
 }
 
@@ -43,7 +46,9 @@ export class ClairV1Engine implements ClairEngine {
       await archive.finishUnread?.(signal);
     } else {
       exported = true;
-      const indexed = await indexLayersV1({ archive, clair, binding, ...run, bufferCap: this.settings.bufferCap ?? DEFAULT_V1_BUFFER }, order);
+      const indexed = this.settings.fullLayers === true
+        ? await indexLayersV1({ archive, clair, binding, ...run, bufferCap: this.settings.bufferCap ?? DEFAULT_V1_BUFFER }, order)
+        : await indexReducedV1({ archive, clair, binding, ...run }, order);
       ({ id, order, unsupported } = indexed);
       sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
     }

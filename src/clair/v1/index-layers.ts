@@ -65,15 +65,37 @@ export async function indexLayersV1(ctx: V1Indexing, order: string[]): Promise<V
 }
 
 /** How many layers, from the base, Clair has already: known layers imply known parents. */
-async function knownPrefix(clair: ClairV1Client, names: readonly string[], signal: AbortSignal): Promise<number> {
+export async function knownPrefix(clair: ClairV1Client, names: readonly string[], signal: AbortSignal): Promise<number> {
   let i = 0;
   while (i < names.length && (await clair.getLayer(names[i] as string, { signal }))) i++;
   return i;
 }
 
+/** POSTs layer `i` of `order` with `body` on offer at the layer server; Clair's words when it refuses the image. */
+export async function postLayerV1(
+  ctx: Omit<V1Indexing, 'binding' | 'bufferCap'>, server: LayerServer, order: readonly string[], i: number, body: Readable, size: number | undefined,
+): Promise<string | undefined> {
+  const { archive, clair, signal } = ctx;
+  const names = v1LayerNames(order);
+  const digest = order[i] as string;
+  const headers = Object.fromEntries(Object.entries(server.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
+  const request: V1.LayerRequest = { Name: names[i] as string, Path: server.url(digest), Headers: headers, Format: 'Docker' };
+  if (i > 0) request.ParentName = names[i - 1] as string;
+  const served = await serveWhile(server, { digest, body, size }, () => clair.postLayer(request, signal));
+  const archiveError = archiveErrorOf(served.outcome);
+  if (archiveError) throw archiveError;
+  if (!served.ok) throw served.failure;
+  if (served.value.kind === 'unsupported') return served.value.message;
+  const { outcome } = served;
+  ctx.progress({
+    stage: 'layer', image: archive.ref, digest, index: i, total: order.length,
+    fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
+  });
+  return undefined;
+}
+
 class LayerIndexer {
   private names: string[];
-  private readonly headers: Record<string, string>;
   private readonly buffers = new Map<string, Buffer[]>();
   private buffered = 0;
   private peakBuffered = 0;
@@ -90,7 +112,6 @@ class LayerIndexer {
     private next: number,
   ) {
     this.names = v1LayerNames(order);
-    this.headers = Object.fromEntries(Object.entries(server.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
   }
 
   /** Passes over the archive until every layer is posted, or Clair refuses the image. */
@@ -178,24 +199,9 @@ class LayerIndexer {
 
   /** POSTs layer `i` with its bytes on offer at the layer server. */
   private async post(i: number, body: Readable, size: number | undefined): Promise<void> {
-    const { archive, clair, signal } = this.ctx;
-    const digest = this.order[i] as string;
-    const request: V1.LayerRequest = { Name: this.names[i] as string, Path: this.server.url(digest), Headers: this.headers, Format: 'Docker' };
-    if (i > 0) request.ParentName = this.names[i - 1] as string;
-    const served = await serveWhile(this.server, { digest, body, size }, () => clair.postLayer(request, signal));
-    const archiveError = archiveErrorOf(served.outcome);
-    if (archiveError) throw archiveError;
-    if (!served.ok) throw served.failure;
-    if (served.value.kind === 'unsupported') {
-      this.unsupported = served.value.message;
-      return;
-    }
-    const { outcome } = served;
-    this.ctx.progress({
-      stage: 'layer', image: archive.ref, digest, index: i, total: this.order.length,
-      fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
-    });
-    this.next = i + 1;
+    const unsupported = await postLayerV1(this.ctx, this.server, this.order, i, body, size);
+    if (unsupported !== undefined) this.unsupported = unsupported;
+    else this.next = i + 1;
   }
 
   /** Posts what the buffers hold for the layers that are next; frees what no later layer needs. */

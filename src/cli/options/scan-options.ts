@@ -77,9 +77,14 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
     })
     .option('v1-buffer', {
       type: 'string',
-      describe: 'Clair v1 only: memory for layers that arrive before their parent (e.g. 64MiB, 1GiB; default 256MiB); beyond it, layers are read again from the daemon',
+      describe: 'Clair v1 with --v1-full-layers: memory for layers that arrive before their parent (e.g. 64MiB, 1GiB; default 256MiB); beyond it, layers are read again from the daemon',
       group: 'Clair:',
       requiresArg: true,
+    })
+    .option('v1-full-layers', {
+      type: 'boolean',
+      describe: 'Clair v1 only: send whole layers, not just the files stock Clair 1.x/2.x reads (for Clair builds with detectors of their own)',
+      group: 'Clair:',
     })
     .option('input', {
       type: 'string',
@@ -150,6 +155,7 @@ export interface RawScanArgs {
   'min-severity'?: string;
   'clair-api'?: string;
   'v1-buffer'?: string;
+  'v1-full-layers'?: boolean;
   quiet?: boolean;
   progress?: boolean;
   color?: boolean;
@@ -193,6 +199,7 @@ export function toScanOptions(raw: RawScanArgs, env: Record<string, string | und
   if (raw.color === false) options.color = false;
   if (raw['clair-api'] !== undefined) options.clairApi = parseClairApi(raw['clair-api']);
   if (raw['v1-buffer'] !== undefined) options.v1BufferBytes = parseSize(raw['v1-buffer'], '--v1-buffer');
+  if (raw['v1-full-layers'] === true) options.v1FullLayers = true;
   return Object.freeze(options);
 }
 

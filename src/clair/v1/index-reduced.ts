@@ -1,0 +1,149 @@
+// Posting an image's layers to Clair v1 in one pass, whatever order the save stream delivers them in (the default;
+// --v1-full-layers uses index-layers.ts instead).
+//
+// Clair v1 reads only a fixed list of files from a layer (clair-files.ts), and needs layers parent first, while
+// `docker save` delivers them in tar-name order. So as each layer streams by it is reduced to the entries Clair
+// reads (reduce-layer.ts: a small valid tar), while the archive reader hashes the whole layer against its digest
+// (Clair v1 checks nothing itself, and the digest is the layer's identity: its v1 Name is the chain ID). The
+// reduced layers are posted from memory, parent first, as soon as their parents are known to Clair. Memory is the
+// reduced layers only (tens of KiB to a few MiB per layer), so there is never a further pass for lack of it.
+import { Readable } from 'node:stream';
+import { clairV1Reads } from './clair-files.js';
+import { knownPrefix, postLayerV1, type V1Indexed, type V1Indexing } from './index-layers.js';
+import { v1LayerNames } from './layer-names.js';
+import { NotATarError, reduceLayer } from './reduce-layer.js';
+import { LayerServer } from '../../layer-server/server.js';
+import type { LayerEntry } from '../../save/layer-feed.js';
+import type { ArchiveEnd } from '../../save/reader.js';
+import { ArchiveFormatError, ClairIndexError, LegacyLayerMappingError } from '../../runtime/errors.js';
+
+export type V1ReducedIndexing = Omit<V1Indexing, 'bufferCap'>;
+
+/** Posts every layer Clair lacks, parent first, each reduced to what Clair v1 reads, in one read of the archive. */
+export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): Promise<V1Indexed> {
+  const { binding, log, signal, archive } = ctx;
+  const server = await LayerServer.start({ ...binding, signal });
+  log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
+  const indexer = new ReducedIndexer(ctx, server, order);
+  try {
+    await indexer.start();
+    ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
+    await indexer.run();
+  } finally {
+    indexer.reduced.clear();
+    await server.close();
+  }
+  return indexer.result();
+}
+
+class ReducedIndexer {
+  /** Reduced layers not yet posted (or needed again further up), by digest. */
+  readonly reduced = new Map<string, Buffer>();
+  private next = 0;
+  private reads = 0;
+  private held = 0;
+  private peakHeld = 0;
+  private wholeBytes = 0;
+  private end: ArchiveEnd | undefined;
+  private unsupported: string | undefined;
+
+  constructor(private readonly ctx: V1ReducedIndexing, private readonly server: LayerServer, private order: string[]) {}
+
+  async start(): Promise<void> {
+    this.next = await knownPrefix(this.ctx.clair, v1LayerNames(this.order), this.ctx.signal);
+    if (this.next > 0) this.ctx.log.debug(`Clair v1 already has the first ${this.next} layer(s): not sent again`);
+  }
+
+  /** One read of the archive (a second only when legacy layers must first be mapped by a hash pass). */
+  async run(): Promise<void> {
+    const { archive, signal, log } = this.ctx;
+    for (;;) {
+      try {
+        await this.readOnce();
+        break;
+      } catch (error) {
+        if (!(error instanceof LegacyLayerMappingError) || signal.aborted) throw error;
+        log.debug(`${archive.ref}: ${error.message}: mapping the legacy layers with a hash pass`);
+        await archive.remap(error, signal);
+        this.order = [...(archive.layers ?? this.order)];
+        this.next = Math.min(this.next, await knownPrefix(this.ctx.clair, v1LayerNames(this.order), signal));
+      }
+    }
+    if (this.unsupported) return;
+    if (!this.end) throw new ArchiveFormatError('the save stream ended without its manifest');
+    if (this.end.layers.join() !== this.order.join()) {
+      // The stream named the layers only at its end (containerd-store blobs): now their order is known.
+      this.order = [...this.end.layers];
+      this.next = await knownPrefix(this.ctx.clair, v1LayerNames(this.order), signal);
+      await this.flush();
+    }
+    if (!this.unsupported && this.next < this.order.length) {
+      throw new ClairIndexError(`layer ${this.order[this.next]} of ${archive.ref} was not delivered by ${archive.origin}`);
+    }
+  }
+
+  result(): V1Indexed {
+    const { archive, log } = this.ctx;
+    const id = this.end ? archive.identify(this.end).id : (archive.id ?? '');
+    log.debug(`Clair v1: one pass over ${archive.origin} (${this.reads} read(s)), layers reduced to the files Clair v1 reads: ` +
+      `${this.wholeBytes} layer bytes read, at most ${this.peakHeld} bytes held in memory`);
+    return {
+      id, order: this.order, layersSent: this.server.stats.layersServed, bytesSent: this.server.stats.bytesServed,
+      ...(this.unsupported !== undefined ? { unsupported: this.unsupported } : {}),
+    };
+  }
+
+  private async readOnce(): Promise<void> {
+    const { archive, signal } = this.ctx;
+    this.reads++;
+    for await (const event of await archive.read(signal)) {
+      if (event.kind === 'end') {
+        this.end = event;
+        continue;
+      }
+      if (this.unsupported) break; // Clair refuses the image: no further layer can be posted
+      await this.arrived(event.layer);
+      await this.flush();
+    }
+  }
+
+  /** A layer as the stream delivers it: reduced and held for its turn, or left (read and hashed) when not needed. */
+  private async arrived({ digest, body, compression, size }: LayerEntry): Promise<void> {
+    const at = this.order.indexOf(digest);
+    const placed = this.ctx.archive.layers !== undefined || this.end !== undefined;
+    if (this.reduced.has(digest)) return;
+    if (at < 0 && placed) return; // another image's layer (a multi-image archive)
+    if (at >= 0 && this.order.lastIndexOf(digest) < this.next) return; // Clair has it
+    let tar: Buffer;
+    try {
+      tar = await reduceLayer(body, compression, clairV1Reads);
+    } catch (error) {
+      if (!(error instanceof NotATarError)) throw error;
+      throw new ClairIndexError(`layer ${digest} of ${this.ctx.archive.ref} is not a tar archive Clair v1 can read: ${error.message}`);
+    }
+    this.wholeBytes += size;
+    this.reduced.set(digest, tar);
+    this.held += tar.length;
+    this.peakHeld = Math.max(this.peakHeld, this.held);
+    this.ctx.log.debug(`layer ${digest}: ${size} bytes reduced to ${tar.length} for Clair v1`);
+  }
+
+  /** Posts the held layers that are next, from memory; frees what no later layer needs. */
+  private async flush(): Promise<void> {
+    while (!this.unsupported && this.next < this.order.length) {
+      const digest = this.order[this.next] as string;
+      const tar = this.reduced.get(digest);
+      if (!tar) return;
+      const unsupported = await postLayerV1(this.ctx, this.server, this.order, this.next, Readable.from([tar]), tar.length);
+      if (unsupported !== undefined) {
+        this.unsupported = unsupported;
+        return;
+      }
+      this.next++;
+      if (this.order.indexOf(digest, this.next) < 0) {
+        this.reduced.delete(digest);
+        this.held -= tar.length;
+      }
+    }
+  }
+}
