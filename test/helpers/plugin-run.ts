@@ -131,6 +131,8 @@ export interface TracedScan {
   pluginPids: Set<number>;
   /** /proc/<sh>/io after the traced tree was reaped: the I/O of strace, docker and the plugin together. */
   io: Record<string, number>;
+  /** Write-mode calls of every traced process (docker and strace's helpers too), to explain a non-zero write_bytes. */
+  allWrites: ReturnType<typeof fileWrites>;
 }
 
 /**
@@ -152,12 +154,14 @@ export async function tracedDockerScan(plugin: InstalledPlugin, dockerArgs: stri
     return [k.trim(), Number(v.trim())];
   }));
   assert.equal(typeof io.write_bytes, 'number', `no /proc/PID/io counters:\n${run.extra[1]}`);
-  return { run, writes: fileWrites(events, pluginPids), pluginPids, io };
+  const everyPid = new Set(events.map((e) => e.pid));
+  return { run, writes: fileWrites(events, pluginPids), pluginPids, io, allWrites: fileWrites(events, everyPid) };
 }
 
 /** The traced run made no write-mode open, create, rename, truncate or mkdir, and the kernel counted 0 bytes written. */
 export function assertNothingWritten(t: TracedScan): void {
   const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
   assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
-  assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}`);
+  assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}; ` +
+    `write-mode calls of every traced process:\n${t.allWrites.map((w) => w.line).join('\n') || '(none)'}`);
 }
