@@ -347,7 +347,7 @@ for (const engine of testEngines()) {
     });
     after(() => proxy?.close());
 
-    it('a cold scan of multilayer with the report on stdout opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
+    it('a cold scan of multilayer with the report on stdout opens nothing for writing, writes no image bytes', { timeout: TIMEOUT }, async () => {
       const clair = await startClairDouble();
       try {
         const mark = proxy.requests.length;
@@ -366,23 +366,30 @@ for (const engine of testEngines()) {
       }
     });
 
-    it('Clair v1: a cold scan of multilayer, layers posted parent first, opens nothing for writing; write_bytes is 0', { timeout: TIMEOUT }, async () => {
-      const clair = await startClairDouble({ api: 'v1' });
-      try {
-        const mark = proxy.requests.length;
-        const t = await tracedDockerScan(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', TEST_IMAGES.multilayer], proxy);
-        assert.equal(t.run.code, 1, describeRun(t.run));
-        parseReport(t.run.stdout, t.run);
-        // One export: the out-of-order layers fit in the default --v1-buffer, in memory.
-        assert.equal(exports(proxy.since(mark)).length, 1);
-        assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
-        const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
-        assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
-        assertNothingWritten(t);
-      } finally {
-        await clair.close();
-      }
-    });
+    for (const mode of ['reduced layers (default)', '--v1-full-layers'] as const) {
+      const full = mode === '--v1-full-layers';
+      it(`Clair v1, ${mode}: a cold scan of multilayer, layers posted parent first, opens nothing for writing, writes no image bytes`, { timeout: TIMEOUT }, async () => {
+        const clair = await startClairDouble({ api: 'v1' });
+        try {
+          const mark = proxy.requests.length;
+          const t = await tracedDockerScan(['--clair', clair.url, '--clair-api', 'v1', ...(full ? ['--v1-full-layers'] : []),
+            '--format', 'json', TEST_IMAGES.multilayer], proxy);
+          assert.equal(t.run.code, 1, describeRun(t.run));
+          parseReport(t.run.stdout, t.run);
+          // One export: whole layers fit in the default --v1-buffer; reduced ones are tiny.
+          assert.equal(exports(proxy.since(mark)).length, 1);
+          assert.equal(clair.v1Layers().length, diffIds(TEST_IMAGES.multilayer).length);
+          const bytesServed = imageLayerFetches(clair).reduce((n, f) => n + f.bytes, 0);
+          if (full) assert.ok(bytesServed > 50e6, `only ${bytesServed} bytes went through the layer server`);
+          else assert.ok(bytesServed < 1e6, `${bytesServed} bytes went through the layer server: the layers were not reduced`);
+          // Either way the whole image streamed through the plugin (read from the daemon), and none of it hit the disk.
+          assert.ok((t.io.rchar ?? 0) > 50e6, `only ${t.io.rchar} bytes read by docker and the plugin`);
+          assertNothingWritten(t);
+        } finally {
+          await clair.close();
+        }
+      });
+    }
   });
 }
 

@@ -158,10 +158,23 @@ export async function tracedDockerScan(plugin: InstalledPlugin, dockerArgs: stri
   return { run, writes: fileWrites(events, pluginPids), pluginPids, io, allWrites: fileWrites(events, everyPid) };
 }
 
-/** The traced run made no write-mode open, create, rename, truncate or mkdir, and the kernel counted 0 bytes written. */
+/**
+ * Two pages of page cache dirtied by the traced tree were seen in some runs with no write-mode call by any traced
+ * process (so not the plugin's file writes); an image's bytes, even layers reduced to Clair v1's files (≥ 80 KB),
+ * are far more.
+ */
+const UNEXPLAINED_PAGES_BYTES = 2 * 4096;
+
+/**
+ * The plugin made no write-mode open, create, rename, truncate or mkdir; nothing in the traced tree did; and the
+ * kernel counted no more than the two stray pages.
+ */
 export function assertNothingWritten(t: TracedScan): void {
   const suspicious = t.writes.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
   assert.deepEqual(suspicious.map((w) => w.line), [], 'the plugin must not create, open for writing, rename, truncate or mkdir anything');
-  assert.equal(t.io.write_bytes, 0, `write_bytes of docker + plugin: ${JSON.stringify(t.io)}; ` +
-    `write-mode calls of every traced process:\n${t.allWrites.map((w) => w.line).join('\n') || '(none)'}`);
+  const writes = t.allWrites.filter((w) => !(w.paths.length === 1 && isHarmlessDevice(w.paths[0] as string) && /^open/.test(w.call)));
+  const detail = `write_bytes of docker + plugin: ${JSON.stringify(t.io)}; write-mode calls of every traced process:\n` +
+    `${writes.map((w) => w.line).join('\n') || '(none)'}`;
+  if (writes.length > 0) assert.equal(t.io.write_bytes, 0, detail);
+  else assert.ok((t.io.write_bytes ?? NaN) <= UNEXPLAINED_PAGES_BYTES, detail);
 }
