@@ -7,13 +7,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { holdManagedServer } from '../helpers/managed-lock.js';
 import { describeRun, installPlugin, launch, parseReport, type Finished, type InstalledPlugin } from '../helpers/plugin-run.js';
-import { freePort } from '../helpers/ports.js';
+import { connectOutcome, freePort } from '../helpers/ports.js';
 import { installedPackages, writeVulnFile } from '../helpers/vuln-file.js';
 
 const CLAIR_IMAGE = 'docker-clair-test/clair-real:latest';
@@ -54,16 +53,6 @@ function tempFilesInClair(): string {
   return dockerCli(['exec', NAMES.clair, 'ls', '-A', '/tmp']);
 }
 
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
-}
 
 before(async () => {
   for (const image of [CLAIR_IMAGE, POSTGRES_IMAGE, TEST_IMAGES.debian12]) {
@@ -202,7 +191,7 @@ describe('managed real Clair, air-gapped: up --import, status, scan without --cl
     const down = await dockerClair(['server', 'down']);
     assert.equal(down.code, 0, describeRun(down));
     assert.deepEqual(leftovers(), [`volume ${NAMES.volume}`]);
-    assert.equal(await refused(port), true, `nothing listens on 127.0.0.1:${port}`);
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED', `nothing listens on 127.0.0.1:${port}`);
     const notRunning = await dockerClair(['server', 'import', updates]);
     assert.equal(notRunning.code, 2, describeRun(notRunning));
     assert.match(notRunning.stderr, /^docker-clair: the managed Clair is not running, so .* cannot be imported; hint: start it with "docker clair server up --import FILE"/m);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { engineCli, imageFacts, testEngines } from '../helpers/engines.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 import { holdManagedServer } from '../helpers/managed-lock.js';
-import { freePort } from '../helpers/ports.js';
+import { connectOutcome, freePort } from '../helpers/ports.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -111,16 +111,6 @@ function removeEverything(host = TEST_DOCKER_HOST): void {
   quietly(['volume', 'rm', NAMES.volume]);
 }
 
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
-}
 
 before(async () => {
   assert.ok(existsSync(BINARY), `${BINARY} is missing: run \`npm run package\` first (npm test does)`);
@@ -256,7 +246,7 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^removed container docker-clair-server, container docker-clair-postgres, network docker-clair \(volume docker-clair-postgres kept/);
     assert.deepEqual(leftovers(), [`volume ${NAMES.volume}`]);
-    assert.equal(await refused(port), true, `nothing listens on 127.0.0.1:${port}`);
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED', `nothing listens on 127.0.0.1:${port}`);
     const status = await dockerClair(['server', 'status']);
     assert.equal(status.code, 2);
     assert.match(status.stdout, /^Clair: +absent/m);
@@ -303,7 +293,7 @@ for (const engine of testEngines().filter((e) => e.host !== TEST_DOCKER_HOST)) {
       assert.equal(posts.length, imageFacts(engine, TEST_IMAGES.multilayer).diffIds.length + 2, 'a probe, one manifest per layer and the image');
       const down = await dockerClair(['server', 'down', '--volumes'], on);
       assert.equal(down.code, 0, down.stderr);
-      assert.equal(await refused(port), true, `nothing listens on 127.0.0.1:${port}`);
+      assert.equal(await connectOutcome(port), 'ECONNREFUSED', `nothing listens on 127.0.0.1:${port}`);
       assert.equal(engineCli(engine, ['ps', '-a', '-q', '--filter', `name=${NAMES.clair}`]), '');
     });
   });

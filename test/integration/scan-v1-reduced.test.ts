@@ -8,24 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { v1LayerNames } from '../../src/clair/v1/layer-names.js';
-import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { TEST_IMAGES } from '../helpers/daemon.js';
 import { engineCli, imageFacts, testEngines } from '../helpers/engines.js';
 import { describeOrder, splitLegacySave, type LegacySaveParts } from '../helpers/legacy-order.js';
 import { buildContainerdSave, buildOciLayoutSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess, type ScanRun } from '../helpers/scan.js';
+import { withV1Double } from '../helpers/layer-fetches.js';
 
 const KEYS = Object.keys(TEST_IMAGES) as (keyof typeof TEST_IMAGES)[];
 const NO_DAEMON = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
-
-async function withV1Double<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
-  const clair = await startClairDouble({ api: 'v1' });
-  try {
-    return await fn(clair);
-  } finally {
-    await clair.close();
-  }
-}
 
 /** What a report says about an image, in a stable order: every finding, and the package count. */
 function findings(run: ScanRun): { packageCount: number; rows: string[] } {

@@ -18,20 +18,12 @@ import {
 } from '../helpers/legacy-order.js';
 import { buildContainerdSave, buildOciLayoutSave } from '../helpers/save-archives.js';
 import { firstImage, scanInProcess } from '../helpers/scan.js';
+import { withV1Double } from '../helpers/layer-fetches.js';
 
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
 const v1 = (clair: ClairDouble, ...args: string[]) => ['--clair', clair.url, '--clair-api', 'v1', ...args];
 /** Whole layers, --v1-buffer and further passes. */
 const v1Full = (clair: ClairDouble, ...args: string[]) => v1(clair, '--v1-full-layers', ...args);
-
-async function withV1Double<T>(fn: (clair: ClairDouble) => Promise<T>): Promise<T> {
-  const clair = await startClairDouble({ api: 'v1' });
-  try {
-    return await fn(clair);
-  } finally {
-    await clair.close();
-  }
-}
 
 describe('scan on Clair v1 (cold, warm, shared base)', () => {
   let clair: ClairDouble;

@@ -18,6 +18,7 @@ import { clairConfig, EMPTY_MAPPING } from '../../src/managed-clair/config.js';
 import { checkUpdatesFile, lastWords } from '../../src/managed-clair/import.js';
 import type { ServerStatus } from '../../src/managed-clair/status.js';
 import { statusLines } from '../../src/managed-clair/run.js';
+import { rejected } from '../helpers/command-line.js';
 
 const op = (updater: string, date: string): V4.UpdateOperation => ({ ref: `ref-${date}`, updater, fingerprint: '', date, kind: 'vulnerability' });
 const NOW = new Date('2030-06-15T12:00:00Z');
@@ -26,16 +27,6 @@ const DAY = 24 * HOUR;
 
 async function parsed(args: string[]): Promise<Invocation> {
   return (await parseCommandLine(args, {})).invocation;
-}
-
-async function rejected(args: string[]): Promise<UsageError> {
-  try {
-    await parseCommandLine(args, {});
-  } catch (error) {
-    assert.ok(error instanceof UsageError, `expected a UsageError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail(`expected ${args.join(' ')} to be rejected`);
 }
 
 describe('the age of Clair\'s vulnerability data', () => {

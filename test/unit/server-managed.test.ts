@@ -17,21 +17,12 @@ import { isLocalDaemon } from '../../src/managed-clair/connect.js';
 import { statusExitCode, statusLines } from '../../src/managed-clair/run.js';
 import { loadOrCreateSecrets, readSecrets, removeSecrets, secretsFile } from '../../src/managed-clair/secrets.js';
 import type { Endpoint } from '../../src/docker/endpoint.js';
+import { rejected } from '../helpers/command-line.js';
 
 async function server(args: string[]): Promise<Readonly<ServerOptions>> {
   const { invocation } = await parseCommandLine(['server', ...args], {});
   assert.equal(invocation.kind, 'server');
   return (invocation as Extract<Invocation, { kind: 'server' }>).options;
-}
-
-async function rejected(args: string[]): Promise<UsageError> {
-  try {
-    await parseCommandLine(args, {});
-  } catch (error) {
-    assert.ok(error instanceof UsageError, `expected a UsageError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail(`expected ${args.join(' ')} to be rejected`);
 }
 
 describe('server command line', () => {
