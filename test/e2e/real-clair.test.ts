@@ -9,14 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
+import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy } from '../helpers/docker-proxy.js';
-import { imageFacts, testEngines, type TestEngine } from '../helpers/engines.js';
+import { imageFacts, testEngines } from '../helpers/engines.js';
 import {
   assertNothingWritten, describeRun, installPlugin, launch, parseReport, stderrLines, tracedDockerScan,
   type Finished, type InstalledPlugin, type JsonImage,
 } from '../helpers/plugin-run.js';
 import { connectOutcome } from '../helpers/ports.js';
+import { alive } from '../helpers/process-alive.js';
 import { startRealClair, type RealClair } from '../helpers/real-clair.js';
 import { assertValidJunit, assertValidSarif, junitConsumerCounts } from '../helpers/report-formats.js';
 import { straceAvailable } from '../helpers/strace.js';
@@ -121,7 +122,7 @@ describe('the real Clair before and after the import', () => {
   });
 
   it('before any import: exit 3, untrusted, with the distribution and every dpkg package indexed', { timeout: TIMEOUT }, async () => {
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
     assert.equal(r.code, 3, describeRun(r));
     const image = onlyImage(r);
     assert.equal(image.verdict, 'untrusted');
@@ -133,7 +134,7 @@ describe('the real Clair before and after the import', () => {
 
   it('after importing the test file: exit 1 with exactly the ids it makes affecting; packageCount = dpkg-query -W', { timeout: TIMEOUT }, async () => {
     await clair.importFile(vulnFile);
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
     assert.equal(r.code, 1, describeRun(r));
     const image = onlyImage(r);
     const expected = expectedFindings(TEST_IMAGES.debian12);
@@ -146,7 +147,7 @@ describe('the real Clair before and after the import', () => {
     const dir = path.join(plugin.scratch, `formats-${randomBytes(4).toString('hex')}`);
     mkdirSync(dir);
     const out = (f: string) => path.join(dir, `report.${f}`);
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'table', '--format', `json=${out('json')}`,
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'table', '--format', `json=${out('json')}`,
       '--format', `junit=${out('xml')}`, '--format', `sarif=${out('sarif')}`, TEST_IMAGES.debian12]);
     assert.equal(r.code, 1, describeRun(r));
     const expected = expectedFindings(TEST_IMAGES.debian12);
@@ -179,21 +180,21 @@ describe('the real Clair before and after the import', () => {
       [['--fail-on', 'medium', '--ignore-file', ignoreFile, '--ignore-unfixed'], 1],
     ];
     for (const [extra, code] of cases) {
-      const r = await scan(dockerHost(), [...extra, ...base]);
+      const r = await scan(TEST_DOCKER_HOST, [...extra, ...base]);
       assert.equal(r.code, code, `${extra.join(' ')}\n${describeRun(r)}`);
       assert.equal(onlyImage(r).verdict, code === 0 ? 'pass' : 'fail');
     }
   });
 
   it('the API probe finds v4 and the preflight probe layer is fetched by the real Clair', { timeout: TIMEOUT }, async () => {
-    const r = await scan(dockerHost(), ['-D', '--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
+    const r = await scan(TEST_DOCKER_HOST, ['-D', '--clair', clair.url, '--format', 'json', TEST_IMAGES.multilayer]);
     assert.equal(r.code, 1, describeRun(r));
     assert.match(r.stderr, /Clair API: v4 \(GET .*index_state answered 200\)/);
     assert.match(r.stderr, /preflight: Clair fetched a probe layer from http:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('a layer address Clair cannot reach: exit 2, one line naming it and the fix, no export', { timeout: TIMEOUT }, async () => {
-    const proxy = await startDockerProxy(targetOf(dockerHost()));
+    const proxy = await startDockerProxy(targetOf(TEST_DOCKER_HOST));
     try {
       // 192.0.2.0/24 is TEST-NET-1: nothing answers there.
       const fresh = await realClair({ loaded: false });
@@ -243,7 +244,7 @@ describe('images without an operating system on the real Clair: exit 3', () => {
 
   it('nothing but a text file: no packages, exit 3', { timeout: TIMEOUT }, async () => {
     const image = importImage('no-os', []);
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'json', image]);
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'json', image]);
     assert.equal(r.code, 3, describeRun(r));
     const scanned = onlyImage(r);
     assert.equal(scanned.verdict, 'untrusted');
@@ -254,7 +255,7 @@ describe('images without an operating system on the real Clair: exit 3', () => {
   it("Debian's dpkg database without an os-release: packages but no OS, exit 3", { timeout: TIMEOUT }, async () => {
     // claircore takes a directory for a dpkg database only when it holds both `status` and `info/`.
     const image = importImage('dpkg-only', ['var/lib/dpkg/status', 'var/lib/dpkg/info']);
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'json', image]);
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'json', image]);
     assert.equal(r.code, 3, describeRun(r));
     const scanned = onlyImage(r);
     assert.equal(scanned.verdict, 'untrusted');
@@ -272,14 +273,14 @@ describe('PSK authentication on the real Clair', () => {
   });
 
   it('with the key in CLAIR_PSK: the scan works (exit 1)', { timeout: TIMEOUT }, async () => {
-    const r = await scan(dockerHost(), ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12], { CLAIR_PSK: key });
+    const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12], { CLAIR_PSK: key });
     assert.equal(r.code, 1, describeRun(r));
     assert.deepEqual([...new Set(onlyImage(r).vulnerabilities.map((v) => v.id))].sort(), expectedFindings(TEST_IMAGES.debian12).ids);
   });
 
   for (const [what, env] of [['without a key', {}], ['with another key', { CLAIR_PSK: randomBytes(32).toString('base64') }]] as const) {
     it(`${what}: exit 2, one line saying Clair refused the credentials`, { timeout: TIMEOUT }, async () => {
-      const r = await scan(dockerHost(), ['--clair', clair.url, '--no-progress', TEST_IMAGES.debian12], env);
+      const r = await scan(TEST_DOCKER_HOST, ['--clair', clair.url, '--no-progress', TEST_IMAGES.debian12], env);
       assert.equal(r.code, 2, describeRun(r));
       assert.equal(r.stdout, '');
       const lines = stderrLines(r);
@@ -293,7 +294,7 @@ describe('PSK authentication on the real Clair', () => {
 describe('the real Clair stopped mid-scan', () => {
   it('killed once the export has begun: exit 2, one line naming Clair, no report', { timeout: TIMEOUT }, async () => {
     const clair = await realClair({ loaded: false });
-    const proxy = await startDockerProxy(targetOf(dockerHost()));
+    const proxy = await startDockerProxy(targetOf(TEST_DOCKER_HOST));
     try {
       const launched = launch('docker', scanArgs(proxy.host, ['--clair', clair.url, '--no-progress', '--format', 'json', TEST_IMAGES.multilayer]),
         { cwd: plugin.scratch });
@@ -363,24 +364,10 @@ for (const engine of testEngines()) {
 
 // ---------------------------------------------------------------------------------------------------------------------
 
-function dockerHost(): string {
-  return (testEngines()[0] as TestEngine).host;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Processes whose command line names the instance's state directory (its PostgreSQL). */
 function instancePids(state: string): number[] {
   return runText('pgrep', ['-f', state]).split('\n').filter(Boolean).map(Number);
 }
-
 
 function runText(cmd: string, args: string[], check = false): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -5,19 +5,18 @@
 // test/helpers/vuln-file.ts) with `clairctl import-updaters` inside the Clair container. Then a scan without
 // --clair, across the managed bridge network, must give exactly the advisories the file says match.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { holdManagedServer } from '../helpers/managed-lock.js';
+import { leftovers, NAMES, removeEverything } from '../helpers/managed-objects.js';
 import { describeRun, installPlugin, launch, parseReport, type Finished, type InstalledPlugin } from '../helpers/plugin-run.js';
 import { connectOutcome, freePort } from '../helpers/ports.js';
 import { installedPackages, writeVulnFile } from '../helpers/vuln-file.js';
 
 const CLAIR_IMAGE = 'docker-clair-test/clair-real:latest';
 const POSTGRES_IMAGE = 'docker-clair-test/postgres:latest';
-const NAMES = { clair: 'docker-clair-server', postgres: 'docker-clair-postgres', network: 'docker-clair', volume: 'docker-clair-postgres' };
 const TIMEOUT = 300_000;
 
 let plugin: InstalledPlugin | undefined;
@@ -31,28 +30,10 @@ function dockerClair(args: string[]): Promise<Finished> {
 const up = (port: number, ...extra: string[]) =>
   dockerClair(['server', 'up', '--clair-image', CLAIR_IMAGE, '--postgres-image', POSTGRES_IMAGE, '--port', String(port), ...extra]);
 
-/** Names of our objects that exist on the daemon now. */
-function leftovers(): string[] {
-  const found: string[] = [];
-  const containers = dockerCli(['ps', '-a', '--format', '{{.Names}}']).split('\n');
-  for (const name of [NAMES.clair, NAMES.postgres]) if (containers.includes(name)) found.push(`container ${name}`);
-  if (dockerCli(['network', 'ls', '--format', '{{.Name}}']).split('\n').includes(NAMES.network)) found.push(`network ${NAMES.network}`);
-  if (dockerCli(['volume', 'ls', '--format', '{{.Name}}']).split('\n').includes(NAMES.volume)) found.push(`volume ${NAMES.volume}`);
-  return found;
-}
-
-function removeEverything(): void {
-  const quietly = (args: string[]) => spawnSync('docker', ['-H', TEST_DOCKER_HOST, ...args], { stdio: 'ignore' });
-  for (const name of [NAMES.clair, NAMES.postgres]) quietly(['rm', '-f', '-v', name]);
-  quietly(['network', 'rm', NAMES.network]);
-  quietly(['volume', 'rm', NAMES.volume]);
-}
-
 /** What the import left in the Clair container's temp directory (nothing, ever). */
 function tempFilesInClair(): string {
   return dockerCli(['exec', NAMES.clair, 'ls', '-A', '/tmp']);
 }
-
 
 before(async () => {
   for (const image of [CLAIR_IMAGE, POSTGRES_IMAGE, TEST_IMAGES.debian12]) {

@@ -15,6 +15,7 @@ import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { engineCli, imageFacts, testEngines } from '../helpers/engines.js';
 import { assertValidReport } from '../helpers/report-schema.js';
 import { holdManagedServer } from '../helpers/managed-lock.js';
+import { leftovers, NAMES, removeEverything } from '../helpers/managed-objects.js';
 import { connectOutcome, freePort } from '../helpers/ports.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 
@@ -23,7 +24,6 @@ const BINARY = path.join(ROOT, 'dist', 'docker-clair');
 const CLAIR_IMAGE = 'docker-clair-test/clair-double:latest';
 const POSTGRES_IMAGE = 'docker-clair-test/postgres:latest';
 const HANG_IMAGE = 'docker-clair-test/clair-hang:latest';
-const NAMES = { clair: 'docker-clair-server', postgres: 'docker-clair-postgres', network: 'docker-clair', volume: 'docker-clair-postgres' };
 const TIMEOUT = 240_000;
 
 let scratch = '';
@@ -93,24 +93,6 @@ function startDockerClair(args: string[], options: { host?: string; deadlineMs?:
 }
 
 const up = (...extra: string[]) => dockerClair(['server', 'up', '--clair-image', CLAIR_IMAGE, '--postgres-image', POSTGRES_IMAGE, ...extra]);
-
-/** Names of our objects that exist on the daemon now. */
-function leftovers(): string[] {
-  const found: string[] = [];
-  const containers = dockerCli(['ps', '-a', '--format', '{{.Names}}']).split('\n');
-  for (const name of [NAMES.clair, NAMES.postgres]) if (containers.includes(name)) found.push(`container ${name}`);
-  if (dockerCli(['network', 'ls', '--format', '{{.Name}}']).split('\n').includes(NAMES.network)) found.push(`network ${NAMES.network}`);
-  if (dockerCli(['volume', 'ls', '--format', '{{.Name}}']).split('\n').includes(NAMES.volume)) found.push(`volume ${NAMES.volume}`);
-  return found;
-}
-
-function removeEverything(host = TEST_DOCKER_HOST): void {
-  const quietly = (args: string[]) => spawnSync('docker', ['-H', host, ...args], { stdio: 'ignore' });
-  for (const name of [NAMES.clair, NAMES.postgres]) quietly(['rm', '-f', '-v', name]);
-  quietly(['network', 'rm', NAMES.network]);
-  quietly(['volume', 'rm', NAMES.volume]);
-}
-
 
 before(async () => {
   assert.ok(existsSync(BINARY), `${BINARY} is missing: run \`npm run package\` first (npm test does)`);

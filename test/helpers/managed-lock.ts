@@ -4,18 +4,10 @@
 // pid, taken over when that process is gone (a run killed half-way).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { alive } from './process-alive.js';
 import { until } from './wait.js';
 
 const LOCK = path.join(process.env.DOCKER_CLAIR_STATE_DIR ?? '/var/tmp/docker-clair-test', 'managed-server.lock');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function tryTake(): true | undefined {
   try {
