@@ -214,6 +214,31 @@ export const rangeF = ([lo, hi]) => `${(lo / 1000).toFixed(2)}–${(hi / 1000).t
 /** The [min, max] of `xs`. */
 export const minMax = (xs) => [Math.min(...xs), Math.max(...xs)];
 
+/**
+ * What every scan part reports for one image: save and cold-scan medians with their ranges, the warm rescan, the
+ * ratio, peak RSS, bytes the client wrote, and the observed run's exports.
+ */
+export function roundsSummary({ img, saves, scans, observed }) {
+  const saveMs = median(saves.map((s) => s.r.wallMs));
+  const coldMs = median(scans.map((s) => s.cold.wallMs));
+  return {
+    img,
+    saveMs,
+    saveRange: minMax(saves.map((s) => s.r.wallMs)),
+    coldMs,
+    coldRange: minMax(scans.map((s) => s.cold.wallMs)),
+    warmMs: median(scans.map((s) => s.warm.wallMs)),
+    ratio: coldMs / saveMs,
+    coldRss: Math.max(...scans.map((s) => s.cold.rssKb * 1024)),
+    warmRss: Math.max(...scans.map((s) => s.warm.rssKb * 1024)),
+    written: Math.max(...scans.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]),
+      observed.c.cold.io.write_bytes, observed.c.warm.io.write_bytes),
+    refSave: observed.refSave.length === 1 ? observed.refSave[0] : undefined,
+    savesCold: observed.coldSaves.length,
+    savesWarm: observed.warmSaves.length,
+  };
+}
+
 /** How many timed steps started on an idle machine (only with an idle wait). */
 export function idleLine(ctx) {
   return `  ${ctx.idleCount.waits - ctx.idleCount.misses} of ${ctx.idleCount.waits} timed steps started on an idle machine (< 0.3 cores busy for 1 s, waited up to ${ctx.opts.idleWait} s)`;

@@ -6,7 +6,7 @@ import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, op
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../bundle.mjs';
-import { SCAN_GOALS, checkScan, exportF, idleOrNotLine, minMax, rangeF, runRounds, saveStep, scanContext, twoColumnRows, withDockerProxy } from './scan-common.mjs';
+import { SCAN_GOALS, checkScan, exportF, idleOrNotLine, rangeF, roundsSummary, runRounds, saveStep, scanContext, twoColumnRows, withDockerProxy } from './scan-common.mjs';
 import { cpuF, mbF, median, runAsync, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
 
@@ -302,28 +302,13 @@ async function observedRun(ctx, img, coldAndWarm) {
 }
 
 /** One image's medians and maxima over its rounds and the observed run. */
-function imageSummary({ img, saves, scans, observed }) {
-  const saveMs = median(saves.map((s) => s.r.wallMs));
-  const coldMs = median(scans.map((s) => s.cold.wallMs));
-  const ph = scans.every((s) => s.coldPhases) ? Object.fromEntries(REAL_PARTS.concat('match').map((k) => [k, median(scans.map((s) => s.coldPhases[k] ?? NaN))])) : undefined;
-  const ex = observed.refSave.length === 1 ? observed.refSave[0] : undefined;
+function imageSummary(rounds) {
+  const { scans, saves } = rounds;
   return {
-    img,
-    saveMs,
-    saveRange: minMax(saves.map((s) => s.r.wallMs)),
-    coldMs,
-    coldRange: minMax(scans.map((s) => s.cold.wallMs)),
-    warmMs: median(scans.map((s) => s.warm.wallMs)),
+    ...roundsSummary(rounds),
     warmMatch: median(scans.map((s) => s.warmMatch ?? NaN)),
-    ratio: coldMs / saveMs,
-    ph,
-    refSave: ex,
-    coldRss: Math.max(...scans.map((s) => s.cold.rssKb * 1024)),
-    warmRss: Math.max(...scans.map((s) => s.warm.rssKb * 1024)),
-    savesCold: observed.coldSaves.length,
-    savesWarm: observed.warmSaves.length,
-    written: Math.max(...scans.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]),
-      observed.c.cold.io.write_bytes, observed.c.warm.io.write_bytes),
+    ph: scans.every((s) => s.coldPhases)
+      ? Object.fromEntries(REAL_PARTS.concat('match').map((k) => [k, median(scans.map((s) => s.coldPhases[k] ?? NaN))])) : undefined,
     verdict: scans[0].coldVerdict,
     cpu: cpuSummary(saves, scans),
   };

@@ -1,6 +1,6 @@
 // scan (the Clair-double part; `scan-double` alone): cold and warm scans of the bench images vs `docker save >
 // /dev/null`, against a fresh Clair double per cold scan: wall time, peak RSS, docker save calls, client bytes written.
-import { SCAN_GOALS, checkScan, exportF, idleOrNotLine, minMax, rangeF, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
+import { SCAN_GOALS, checkScan, exportF, idleOrNotLine, rangeF, roundsSummary, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
 import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
 
@@ -117,32 +117,18 @@ async function observedRun(ctx, img, coldAndWarm) {
 }
 
 /** One image's medians and maxima over its rounds and the observed run. */
-function imageSummary({ img, saves, scans, observed }) {
-  const saveMs = median(saves.map((s) => s.r.wallMs));
-  const coldMs = median(scans.map((s) => s.cold.wallMs));
+function imageSummary(rounds) {
+  const { scans, saves } = rounds;
   const sampledMax = (key) => Math.max(...scans.map((s) => s.cold.sampled?.[key] ?? 0));
   return {
-    img,
-    saveMs,
-    saveRange: minMax(saves.map((s) => s.r.wallMs)),
-    coldMs,
-    coldRange: minMax(scans.map((s) => s.cold.wallMs)),
-    warmMs: median(scans.map((s) => s.warm.wallMs)),
-    ratio: coldMs / saveMs,
-    coldRss: Math.max(...scans.map((s) => s.cold.rssKb * 1024)),
+    ...roundsSummary(rounds),
     coldAnon: sampledMax('anon'),
     coldFile: sampledMax('file'),
-    warmRss: Math.max(...scans.map((s) => s.warm.rssKb * 1024)),
-    written: Math.max(...scans.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]),
-      observed.c.cold.io.write_bytes, observed.c.warm.io.write_bytes),
     phases: scans.every((s) => s.coldPhases) ? {
       before: median(scans.map((s) => s.coldPhases.before)),
       layers: median(scans.map((s) => s.coldPhases.layers)),
       after: median(scans.map((s) => s.coldPhases.after)),
     } : undefined,
-    refSave: observed.refSave.length === 1 ? observed.refSave[0] : undefined,
-    savesCold: observed.coldSaves.length,
-    savesWarm: observed.warmSaves.length,
     cpu: cpuSummary(saves, scans),
   };
 }
