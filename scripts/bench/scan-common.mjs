@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDockerProxy } from '../bench-docker-proxy.mjs';
 import { ROOT } from '../bundle.mjs';
-import { TIME_BIN, benchEnv, daemonSocket, mbF, median, rel, runLine, runMeasured, secsF } from './common.mjs';
+import { TIME_BIN, benchEnv, daemonSocket, mbF, median, rel, runLine, runMeasured, secsF, verdictF } from './common.mjs';
 import { cpuDelta, cpuSnapshot, findDockerd, waitForIdle } from './proc.mjs';
 
 const SCAN_IMAGES = [
@@ -255,4 +255,22 @@ export function twoColumnRows() {
   const col = (s, w = 32) => String(s).padEnd(w);
   const row = (label, a, b, goal = '') => rows.push(`  ${col(label, 38)}${col(a)}${col(b)}${goal}`);
   return { rows, row };
+}
+
+const savesOk = (p) => p.savesCold === SCAN_GOALS.savesCold && p.savesWarm === SCAN_GOALS.savesWarm;
+
+/** The goal rows every scan part prints alike: memory growth with image size, exports, bytes the client wrote. */
+export function sharedGoalRows(row, small, big) {
+  const rssRatio = big.coldRss / small.coldRss;
+  row(`peak RSS ${big.img.name} ÷ ${small.img.name}`, '', `${rssRatio.toFixed(2)} ${verdictF(rssRatio <= SCAN_GOALS.rssRatio)}`, `<= ${SCAN_GOALS.rssRatio}`);
+  row('docker save calls cold / warm', `${small.savesCold} / ${small.savesWarm} ${verdictF(savesOk(small))}`,
+    `${big.savesCold} / ${big.savesWarm} ${verdictF(savesOk(big))}`, `${SCAN_GOALS.savesCold} / ${SCAN_GOALS.savesWarm}`);
+  row('client write_bytes (max)', `${small.written} ${verdictF(small.written <= SCAN_GOALS.writeBytes)}`,
+    `${big.written} ${verdictF(big.written <= SCAN_GOALS.writeBytes)}`, `${SCAN_GOALS.writeBytes}`);
+}
+
+/** Every scan goal met by both images: speed, peak RSS and its growth, exports, bytes written. */
+export function scanGoalsMet(small, big) {
+  return [small, big].every((p) => p.coldRss <= SCAN_GOALS.rssBytes && savesOk(p) && p.written <= SCAN_GOALS.writeBytes && p.ratio <= SCAN_GOALS.ratio) &&
+    big.coldRss / small.coldRss <= SCAN_GOALS.rssRatio;
 }
