@@ -46,6 +46,16 @@ export interface V1Indexed {
   unsupported?: string;
 }
 
+/** What an indexing run ends with, whichever way it read the archive: the image's id from the archive's end. */
+export function indexedResult(archive: ImageArchive, end: ArchiveEnd | undefined, order: string[], server: LayerServer,
+  unsupported: string | undefined): V1Indexed {
+  return {
+    id: end ? archive.identify(end).id : (archive.id ?? ''), order,
+    layersSent: server.stats.layersServed, bytesSent: server.stats.bytesServed,
+    ...(unsupported !== undefined ? { unsupported } : {}),
+  };
+}
+
 /** Posts every layer Clair lacks, parent first, reading the archive as many times as the cap requires. */
 export async function indexLayersV1(ctx: V1Indexing, order: string[]): Promise<V1Indexed> {
   const { binding, log, signal } = ctx;
@@ -143,13 +153,9 @@ class LayerIndexer {
 
   result(): V1Indexed {
     const { archive, log, bufferCap } = this.ctx;
-    const id = this.end ? archive.identify(this.end).id : (archive.id ?? '');
     log.debug(`Clair v1: ${this.passes} pass(es) over ${archive.origin}; ${this.skipped} layer read(s) skipped for a further pass; ` +
       `at most ${this.peakBuffered} bytes held in memory (--v1-buffer ${bufferCap})`);
-    return {
-      id, order: this.order, layersSent: this.server.stats.layersServed, bytesSent: this.server.stats.bytesServed,
-      ...(this.unsupported !== undefined ? { unsupported: this.unsupported } : {}),
-    };
+    return indexedResult(archive, this.end, this.order, this.server, this.unsupported);
   }
 
   /** One read of the archive; false when it stopped to map legacy layers (the next pass reads with the map). */

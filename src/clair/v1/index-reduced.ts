@@ -9,7 +9,7 @@
 // reduced layers only (tens of KiB to a few MiB per layer), so there is never a further pass for lack of it.
 import { Readable } from 'node:stream';
 import { clairV1Reads } from './clair-files.js';
-import { knownPrefix, postLayerV1, type V1Indexed, type V1Indexing } from './index-layers.js';
+import { indexedResult, knownPrefix, postLayerV1, type V1Indexed, type V1Indexing } from './index-layers.js';
 import { v1LayerNames } from './layer-names.js';
 import { NotATarError, reduceLayer } from './reduce-layer.js';
 import { LayerServer } from '../../layer-server/server.js';
@@ -84,13 +84,9 @@ class ReducedIndexer {
 
   result(): V1Indexed {
     const { archive, log } = this.ctx;
-    const id = this.end ? archive.identify(this.end).id : (archive.id ?? '');
     log.debug(`Clair v1: one pass over ${archive.origin} (${this.reads} read(s)), layers reduced to the files Clair v1 reads: ` +
       `${this.wholeBytes} layer bytes read, at most ${this.peakHeld} bytes held in memory`);
-    return {
-      id, order: this.order, layersSent: this.server.stats.layersServed, bytesSent: this.server.stats.bytesServed,
-      ...(this.unsupported !== undefined ? { unsupported: this.unsupported } : {}),
-    };
+    return indexedResult(archive, this.end, this.order, this.server, this.unsupported);
   }
 
   private async readOnce(): Promise<void> {
