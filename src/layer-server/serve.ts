@@ -1,13 +1,13 @@
 // A layer is on offer at the layer server for exactly as long as the one request to Clair that may fetch it runs
 // (v4's index POST, v1's layer POST, the preflight's probe): Clair fetches while the request is open, so the offer
 // is withdrawn as soon as the request returns, and whatever Clair did not claim is left for the caller to drain.
-import type { Readable } from 'node:stream';
+import type { LayerBody } from '../save/layer-feed.js';
 import { ArchiveFormatError, LegacyLayerMappingError, type DockerClairError } from '../runtime/errors.js';
 import type { LayerServer, OfferOutcome } from './server.js';
 
 export interface OfferedLayer {
   digest: string;
-  body: Readable;
+  body: LayerBody;
   size?: number | undefined;
 }
 
@@ -42,13 +42,11 @@ export function archiveErrorOf(outcome: OfferOutcome): DockerClairError | undefi
 }
 
 /** Reads what is left of a layer body: the archive's error if its bytes turn out bad, else undefined. */
-export async function archiveErrorInRest(body: Readable): Promise<DockerClairError | undefined> {
-  if (body.errored) return isArchiveError(body.errored) ? body.errored : undefined;
-  if (body.destroyed || body.readableEnded) return undefined;
-  return new Promise((resolve) => {
-    body.once('error', (error) => resolve(isArchiveError(error) ? error : undefined));
-    body.once('end', () => resolve(undefined));
-    body.once('close', () => resolve(isArchiveError(body.errored) ? body.errored : undefined));
-    body.resume();
-  });
+export async function archiveErrorInRest(body: LayerBody): Promise<DockerClairError | undefined> {
+  try {
+    while ((await body.read()) !== null);
+    return undefined;
+  } catch (error) {
+    return isArchiveError(error) ? error : undefined;
+  }
 }

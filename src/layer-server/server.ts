@@ -1,11 +1,12 @@
 // The in-process HTTP server Clair fetches layers from. It serves exactly the layer currently offered
-// by the scan, piped straight from the `docker save` stream into the response: nothing is buffered or
-// written to disk, so a layer can be served once. Clair's fetcher wants status 200, no Content-Encoding
+// by the scan, written straight from the `docker save` stream into the response, one chunk at a time (the
+// next is read once the last is written: backpressure reaches the daemon's socket whatever Clair's speed):
+// nothing is buffered or written to disk, so a layer can be served once. Clair's fetcher wants status 200, no Content-Encoding
 // and the bytes exactly as hashed (quay/claircore libindex/fetcher.go); requests must carry the per-scan secret.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { LayerBody } from '../save/layer-feed.js';
 import { LayerServeError, errnoCode } from '../runtime/errors.js';
 
 export interface LayerServerOptions {
@@ -31,7 +32,7 @@ export interface ServeStats {
 interface Offer {
   digest: string;
   size?: number;
-  body: Readable;
+  body: LayerBody;
   claimed: boolean;
   done: Promise<OfferOutcome>;
   settle: (outcome: OfferOutcome) => void;
@@ -110,7 +111,7 @@ export class LayerServer {
    * Makes one layer available until it has been served completely or withdraw() is called. Only one
    * layer is on offer at a time: the save stream cannot move on before this one is consumed.
    */
-  offer(digest: string, body: Readable, size?: number): Promise<OfferOutcome> {
+  offer(digest: string, body: LayerBody, size?: number): Promise<OfferOutcome> {
     if (this.current) throw new Error(`layer ${this.current.digest} is still on offer`);
     this.known.add(digest);
     let settle!: (outcome: OfferOutcome) => void;
@@ -171,34 +172,57 @@ export class LayerServer {
     const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream' };
     if (offer.size !== undefined) headers['Content-Length'] = offer.size;
     res.writeHead(200, headers);
-    // Piped by hand rather than with stream.pipeline: when Clair drops the connection the save stream
-    // must survive (unpiped, not destroyed), so the scan can drain it and report what happened.
-    const body = offer.body;
+    void this.send(offer, res);
+  }
+
+  /**
+   * Writes the body chunk by chunk, each read only once the one before was written (chunks may share one
+   * buffer). When Clair drops the connection the save stream must survive (no further read), so the scan can
+   * drain it and report what happened.
+   */
+  private async send(offer: Offer, res: ServerResponse): Promise<void> {
     let bytes = 0;
-    let settled = false;
-    const count = (chunk: Buffer) => {
-      bytes += chunk.length;
-    };
+    let onClose: (() => void) | undefined;
+    const closed = new Promise<'closed'>((resolve) => {
+      res.once('close', () => {
+        resolve('closed');
+        onClose?.();
+      });
+    });
+    const dropped = () => new Error(`the client closed the connection after ${bytes} bytes`);
     const finish = (outcome: OfferOutcome) => {
-      if (settled) return;
-      settled = true;
-      body.off('data', count);
       this.stats.bytesServed += bytes;
       if (outcome.served) this.stats.layersServed++;
       offer.settle(outcome);
     };
-    body.on('data', count);
-    body.once('error', (error) => {
-      res.destroy(error);
-      finish({ served: false, reason: 'failed', bytes, error });
+    for (;;) {
+      // A read may wait on the daemon: Clair leaving meanwhile ends the serve at once (the read finishes
+      // later, for whoever drains the layer).
+      const next = offer.body.read();
+      next.catch(() => {});
+      let chunk: Buffer | null | 'closed';
+      try {
+        chunk = await Promise.race([next, closed]);
+      } catch (error) {
+        res.destroy(error as Error);
+        return finish({ served: false, reason: 'failed', bytes, error: error as Error });
+      }
+      if (chunk === 'closed') return finish({ served: false, reason: 'failed', bytes, error: dropped() });
+      if (chunk === null) break;
+      const written = await new Promise<boolean>((resolve) => {
+        onClose = () => resolve(false);
+        res.write(chunk, (error) => resolve(!error));
+      });
+      onClose = undefined;
+      if (!written) return finish({ served: false, reason: 'failed', bytes, error: dropped() });
+      bytes += chunk.length;
+    }
+    const ended = await new Promise<boolean>((resolve) => {
+      onClose = () => resolve(false);
+      res.end(() => resolve(true));
     });
-    res.once('finish', () => finish({ served: true, bytes }));
-    res.once('close', () => {
-      if (res.writableFinished) return;
-      body.unpipe(res);
-      finish({ served: false, reason: 'failed', bytes, error: new Error(`the client closed the connection after ${bytes} bytes`) });
-    });
-    body.pipe(res);
+    onClose = undefined;
+    finish(ended ? { served: true, bytes } : { served: false, reason: 'failed', bytes, error: dropped() });
   }
 
   private authorised(header: string | undefined): boolean {

@@ -5,7 +5,6 @@
 //   const pass = await hashSaveArchive(open());
 //   for await (const event of readSaveArchive(open(), pass.image, { digests: pass.digests })) …
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { ArchiveFormatError } from '../runtime/errors.js';
 import {
   LEGACY_CONFIG,
@@ -26,7 +25,8 @@ import {
   type SaveFormat,
 } from './format.js';
 import type * as Save from './format.js';
-import { METADATA_LIMIT, TarEntries, drain, entryChunks, linkTarget, normalizeName, readSmall } from './tar.js';
+import type { Chunks } from './chunks.js';
+import { METADATA_LIMIT, TarEntries, drain, linkTarget, normalizeName, readSmall } from './tar.js';
 
 export interface ArchiveDigests {
   format: SaveFormat;
@@ -62,7 +62,7 @@ interface HashedEntries {
  * Reads the whole archive once, hashing each layer entry (`<v1id>/layer.tar`, layer blobs) as it streams,
  * and checks every blob against its name. Throws ArchiveFormatError as readSaveArchive does.
  */
-export async function hashSaveArchive(source: Readable, options: HashSaveArchiveOptions = {}): Promise<ArchiveDigests> {
+export async function hashSaveArchive(source: Chunks, options: HashSaveArchiveOptions = {}): Promise<ArchiveDigests> {
   const entries = new TarEntries(source, options.signal);
   let found: HashedEntries;
   try {
@@ -80,17 +80,15 @@ async function hashEntries(entries: TarEntries): Promise<HashedEntries> {
   let retained = 0;
   for (let entry = await entries.next(); entry; entry = await entries.next()) {
     const { header } = entry;
-    const name = normalizeName(header.name);
-    const type = header.type ?? 'file';
-    const size = header.size ?? 0;
-    const chunks = entryChunks(entry);
+    const { name, type, size } = header;
+    const chunks = entry.data;
     found.sawSave ||= isSaveEntry(name);
     if ((type === 'symlink' || type === 'link') && header.linkname) {
       found.links.set(name, linkTarget(name, header.linkname, type));
       await drain(chunks);
       continue;
     }
-    if (type !== 'file' && type !== 'contiguous-file') {
+    if (type !== 'file') {
       await drain(chunks);
       continue;
     }
@@ -161,19 +159,20 @@ function describeImage(found: HashedEntries, imageId: string | undefined): Archi
 }
 
 /** Hashes an entry to its end, keeping its first bytes (and all of it when `keep`). */
-async function hashEntry(chunks: AsyncIterator<Buffer>, algorithm: string, keep: boolean):
+async function hashEntry(chunks: Pick<Chunks, 'read'>, algorithm: string, keep: boolean):
   Promise<{ digest: string; head: Buffer; whole?: Buffer }> {
   const hash = createHash(algorithm);
   const heads: Buffer[] = [];
   let headBytes = 0;
   const all: Buffer[] = [];
-  for (let r = await chunks.next(); !r.done; r = await chunks.next()) {
-    hash.update(r.value);
+  // Copies: a chunk is valid only until the next read.
+  for (let chunk = await chunks.read(); chunk; chunk = await chunks.read()) {
+    hash.update(chunk);
     if (headBytes < SNIFF_BYTES) {
-      heads.push(r.value.subarray(0, SNIFF_BYTES - headBytes));
-      headBytes += Math.min(r.value.length, SNIFF_BYTES - headBytes);
+      heads.push(Buffer.from(chunk.subarray(0, SNIFF_BYTES - headBytes)));
+      headBytes += Math.min(chunk.length, SNIFF_BYTES - headBytes);
     }
-    if (keep) all.push(r.value);
+    if (keep) all.push(Buffer.from(chunk));
   }
   return {
     digest: `${algorithm}:${hash.digest('hex')}`,

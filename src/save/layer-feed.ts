@@ -3,9 +3,18 @@
 // while a body is unread, so what the consumer leaves is drained by settle().
 import { createHash, type Hash } from 'node:crypto';
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
 import { ArchiveFormatError, LegacyLayerMappingError } from '../runtime/errors.js';
+import type { Chunks } from './chunks.js';
 import type { LayerCompression } from './format.js';
+
+/**
+ * A layer's bytes as stored, read once. Each chunk is valid only until the next read() (it may be a view of a
+ * reused buffer): copy what must outlive it, finish writing it before reading on. read() returns null only
+ * after every byte came and (when `checked`) hashed to the digest; on a mismatch, a truncated archive or an
+ * abort it throws (ArchiveFormatError, LegacyLayerMappingError, or the signal's reason), as the archive's
+ * iterator then does too.
+ */
+export type LayerBody = Pick<Chunks, 'read'>;
 
 export interface LayerEntry {
   /** `sha256:<hex>` of the bytes exactly as stored: the hash Clair is given and verifies. */
@@ -21,36 +30,28 @@ export interface LayerEntry {
    */
   checked: boolean;
   /**
-   * The bytes as stored. It ends only after they hashed to `digest` (when `checked`; otherwise once `size`
-   * bytes arrived); on a mismatch, a truncated archive or an abort it is destroyed with the error
-   * (ArchiveFormatError, or the signal's reason), which the iterator also throws. Read it to its end, or
-   * destroy it, before asking the iterator for the next event: the tar stream cannot move on meanwhile. A body
-   * still unread at that point is drained (and checked, when `checked`) by the iterator and then destroyed.
+   * Read it to its end, or stop reading, before asking the archive's iterator for the next event: what is left
+   * is then drained (and checked, when `checked`) by the iterator, and read() fails from then on.
    */
-  body: Readable;
+  body: LayerBody;
 }
 
 export class LayerFeed {
   readonly layer: LayerEntry;
-  private readonly body: Readable;
   /** Undefined when the layer is not checked here (LayerEntry.checked). */
   private readonly hash: Hash | undefined;
-  /** Bytes read from the tar entry, and those of them pushed into the body. */
   private bytes = 0;
-  private pushed = 0;
-  /** The tar entry was read to its end. */
+  /** The entry was read to its end and found whole. */
   private ended = false;
-  /** ...and hashed to the announced digest. */
-  private verified = false;
-  private failure: unknown;
-  /** settle() took over: nothing more goes into the body. */
+  private failure: { error: unknown } | undefined;
+  /** settle() took over: the consumer's reads fail. */
   private detached = false;
-  private wanted = false;
-  private running = false;
-  private pumped: Promise<void> = Promise.resolve();
+  /** The read in progress: one at a time, since each chunk is valid only until the next. */
+  private reading: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly chunks: AsyncIterator<Buffer>,
+    private readonly data: Pick<Chunks, 'read'>,
+    /** Chunks already read from the entry (copies), handed out first. */
     private readonly head: Buffer[],
     info: Omit<LayerEntry, 'body'>,
     private readonly explain: (error: unknown) => Promise<unknown>,
@@ -58,64 +59,53 @@ export class LayerFeed {
     private readonly guess?: string,
   ) {
     this.hash = info.checked ? createHash(info.digest.slice(0, info.digest.indexOf(':'))) : undefined;
-    this.body = new Readable({
-      read: () => {
-        this.wanted = true;
-        this.pump();
+    this.layer = {
+      ...info,
+      body: {
+        read: () => {
+          if (this.detached) {
+            return Promise.reject(this.failure?.error
+              ?? new Error(`layer ${info.tarName} was read past the point where the archive moved on`));
+          }
+          return this.track(this.pull());
+        },
       },
-    });
-    // Failures also reach the caller through the iterator: a consumer that let go of the body must not crash.
-    this.body.on('error', () => {});
-    this.layer = { ...info, body: this.body };
+    };
   }
 
-  private pump(): void {
-    if (this.running || this.detached) return;
-    this.running = true;
-    this.pumped = this.pumpLoop();
-  }
-
-  private async pumpLoop(): Promise<void> {
-    try {
-      while (this.wanted && !this.detached && !this.ended && !this.body.destroyed) {
-        this.wanted = false;
-        const chunk = await this.pull();
-        if (chunk === null) break;
-        if (!this.detached && !this.body.destroyed) {
-          this.pushed += chunk.length;
-          this.body.push(chunk);
-        }
-      }
-    } catch (error) {
-      this.fail(error);
-    } finally {
-      this.running = false;
-    }
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.reading = p.catch(() => undefined);
+    return p;
   }
 
   /** The next chunk (hashed), or null at the end of the entry once its digest has been checked. */
   private async pull(): Promise<Buffer | null> {
-    let chunk = this.head.shift();
-    if (chunk === undefined) {
-      let r: IteratorResult<Buffer>;
+    this.check();
+    if (this.ended) return null;
+    let chunk = this.head.shift() ?? null;
+    if (chunk === null) {
       try {
-        r = await this.chunks.next();
+        chunk = await this.data.read();
       } catch (error) {
-        throw await this.explain(error);
+        this.fail(await this.explain(error));
       }
-      if (r.done) {
+      this.check(); // failed while reading, or aborted meanwhile
+      if (chunk === null) {
         this.finish();
+        this.check();
         return null;
       }
-      chunk = r.value;
     }
     this.hash?.update(chunk);
     this.bytes += chunk.length;
     return chunk;
   }
 
+  private check(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
   private finish(): void {
-    this.ended = true;
     const { digest, tarName, size } = this.layer;
     const actual = this.hash ? `${digest.slice(0, digest.indexOf(':'))}:${this.hash.digest('hex')}` : digest;
     if (actual !== digest || this.bytes !== size) {
@@ -129,36 +119,30 @@ export class LayerFeed {
             'the archive is corrupt, or the image changed while it was exported'));
       return;
     }
-    this.verified = true;
-    // Only a body that got every byte ends; one the consumer let go of is destroyed by settle().
-    if (!this.body.destroyed && this.pushed === this.bytes) this.body.push(null);
+    this.ended = true;
   }
 
   fail(error: unknown): void {
-    this.failure ??= error;
-    if (!this.body.destroyed) this.body.destroy(error instanceof Error ? error : new Error(String(error)));
+    this.failure ??= { error };
   }
 
   /** Waits until the entry is read to its end, draining what the consumer left; throws what went wrong. */
   async settle(): Promise<void> {
     this.detached = true;
-    await this.pumped;
-    try {
-      while (!this.ended && this.failure === undefined) {
+    await this.reading;
+    while (!this.ended && !this.failure) {
+      try {
         if ((await this.pull()) === null) break;
+      } catch {
+        break;
       }
-    } catch (error) {
-      this.fail(error);
     }
-    if (this.failure !== undefined) throw this.failure;
-    const complete = this.verified && this.pushed === this.bytes && this.body.readableLength === 0;
-    if (!complete && !this.body.destroyed) this.body.destroy();
+    if (this.failure) throw this.failure.error;
   }
 
-  /** The iterator is going away (early return, error): a body not yet complete ends with an error. */
+  /** The iterator is going away (early return, error): a body not yet complete fails from now on. */
   abandon(): void {
-    if (!(this.verified && this.pushed === this.bytes) && !this.body.destroyed) {
-      this.body.destroy(new ArchiveFormatError(`reading the save archive stopped before layer ${this.layer.tarName} was complete`));
-    }
+    this.detached = true;
+    if (!this.ended) this.fail(new ArchiveFormatError(`reading the save archive stopped before layer ${this.layer.tarName} was complete`));
   }
 }

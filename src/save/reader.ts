@@ -7,7 +7,6 @@
 // entry's name, and a consumer that hashes what it receives anyway (Clair v4's fetcher) catches corrupt bytes;
 // hashing costs ~0.45 CPU-s per GB (docs/benchmarks.md). Nothing is written to disk and no layer is buffered;
 // only metadata entries below METADATA_LIMIT are read into memory.
-import type { Readable } from 'node:stream';
 import { ArchiveFormatError } from '../runtime/errors.js';
 import {
   BLOB,
@@ -32,7 +31,8 @@ import {
 import type * as Save from './format.js';
 import { LayerFeed, type LayerEntry } from './layer-feed.js';
 import { LegacyMapping } from './legacy-mapping.js';
-import { METADATA_LIMIT, TarEntries, drain, entryChunks, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
+import type { Chunks } from './chunks.js';
+import { METADATA_LIMIT, TarEntries, drain, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
 
 export interface ArchiveEnd {
   kind: 'end';
@@ -74,34 +74,15 @@ export interface ReadSaveArchiveOptions {
  * `end` event. The consumer must finish with each layer's body before calling next() (see LayerEntry.body).
  * Errors: ArchiveFormatError (not a tar, truncated, no manifest.json, a digest mismatch, a layer never
  * delivered), LegacyLayerMappingError (a legacy directory that cannot be identified before its bytes), the
- * signal's reason on abort. Leaving the loop early (or an error) destroys `source`.
+ * signal's reason on abort. Leaving the loop early (or an error) closes `source`; so does its end.
  */
-export function readSaveArchive(
-  source: Readable,
+export async function* readSaveArchive(
+  source: Chunks,
   image: SaveImage,
   options: ReadSaveArchiveOptions = {},
 ): AsyncGenerator<ArchiveEvent, void, undefined> {
-  // Nothing is read before the first next(); an error the source emits meanwhile is kept for it (unheard, it
-  // would crash the process).
-  const early: { error?: unknown } = {};
-  const onEarlyError = (error: unknown) => {
-    early.error ??= error;
-  };
-  source.on('error', onEarlyError);
-  return readEvents(source, image, options, () => {
-    source.off('error', onEarlyError);
-    return early.error;
-  });
-}
-
-async function* readEvents(
-  source: Readable,
-  image: SaveImage,
-  options: ReadSaveArchiveOptions,
-  takeEarlyError: () => unknown,
-): AsyncGenerator<ArchiveEvent, void, undefined> {
   const { signal } = options;
-  const entries = new TarEntries(source, signal, takeEarlyError());
+  const entries = new TarEntries(source, signal);
   const save = new SaveReader(image, options.digests, options.verify ?? 'all');
   let feed: LayerFeed | undefined;
   const onAbort = () => feed?.fail(signal?.reason);
@@ -150,17 +131,15 @@ class SaveReader {
   /** Reads or drains one entry; a layer comes back as a feed whose body the caller hands out. */
   async take(entry: TarEntry, entries: TarEntries): Promise<LayerFeed | undefined> {
     const { header } = entry;
-    const name = normalizeName(header.name);
-    const size = header.size ?? 0;
-    const type = header.type ?? 'file';
-    const chunks = entryChunks(entry);
+    const { name, size, type } = header;
+    const chunks = entry.data;
     this.sawSave ||= isSaveEntry(name);
     const explain = (error: unknown) => entries.failure(error);
     const feed = (digest: string, compression: LayerCompression, head: Buffer[], guess?: string) =>
       new LayerFeed(chunks, head, { digest, size, tarName: name, compression, checked: this.verify === 'all' || guess !== undefined },
         explain, guess);
 
-    if (type !== 'file' && type !== 'contiguous-file') {
+    if (type !== 'file') {
       // Directories, and duplicate legacy layers as links to the first copy (possibly before it): skipped.
       await drain(chunks);
       return undefined;

@@ -1,21 +1,17 @@
-// The one tar module: `docker save` archives are read two ways, both here.
-//   - the header walk (walkTar): headers only, through reads at offsets, never an entry's data. An --input file
-//     is indexed by seeking past every body, and the stream probe (source/stream.ts) looks at the first entries
-//     without consuming them. POSIX ustar, PAX and GNU long names, as Go's archive/tar and containerd write them.
-//   - the entry stream (TarEntries, on tar-stream's extract): every entry in order, its data read or drained; what
-//     the layer stream and the hash pass read. Its errors become ArchiveFormatError.
-// Both agree with tar-stream on the edge cases (leading NULs, a directory's size), since a file walked first is
-// then read by tar-stream.
+// The one tar module: `docker save` archives are read two ways, both on one header walk (walkTar).
+//   - headers only, through reads at offsets, never an entry's data: an --input file is indexed by seeking past
+//     every body, and the stream probe (source/stream.ts) looks at the first entries without consuming them.
+//   - the entry stream (TarEntries): every entry in order, its data handed out as the chunks of the source
+//     (views, never copies) or skipped; what the layer stream and the hash pass read. Its errors are
+//     ArchiveFormatError.
+// POSIX ustar, PAX and GNU long names, as Go's archive/tar and containerd write them; leading NULs in numbers and
+// a directory's size are read as tar-stream reads them.
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import { ArchiveFormatError, DockerClairError } from '../runtime/errors.js';
+import type { Chunks } from './chunks.js';
 
 /** Largest entry read into memory: metadata (manifest.json, `<v1id>/json`, JSON blobs) and tar extended headers. */
 export const METADATA_LIMIT = 1024 * 1024;
-
-/** A tar entry as tar-stream hands it out: a streamx Readable with its header. */
-export type TarEntry = tar.ExtractEvents['entry'][1];
 
 export function normalizeName(name: string): string {
   return name.replace(/^(?:\.?\/)+/, '');
@@ -60,8 +56,8 @@ function numeric(block: Buffer, start: number, length: number): number {
     for (let i = start + 1; i < start + length; i++) value = value * 256 + (block[i] ?? 0);
     return value;
   }
-  // Octal, padded with NULs or spaces on either side: leading NULs are skipped as tar-stream, which reads the
-  // archive afterwards, skips them (GNU tar reads such a field as 0).
+  // Octal, padded with NULs or spaces on either side: leading NULs are skipped, as tar-stream skips them (GNU
+  // tar reads such a field as 0).
   const text = block.toString('latin1', start, start + length).replace(/^[\0 ]+|[\0 ]+$/g, '').trim();
   return text === '' ? 0 : Number.parseInt(text, 8);
 }
@@ -109,7 +105,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
   let paxData: Buffer | undefined;
   for (;;) {
     const block = await read(pos, BLOCK);
-    if (block.length === 0) return; // no end-of-archive blocks: tolerated, as tar-stream does
+    if (block.length === 0) return; // no end-of-archive blocks: tolerated, as tar-stream and Go's archive/tar do
     if (block.length < BLOCK) throw truncatedError(last);
     if (block.every((b) => b === 0)) return;
     if (!checksumOk(block)) {
@@ -128,7 +124,7 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
       const size = entrySize(numeric(block, 124, 12), last);
       pos = offset + padded(size);
       if (total !== undefined && pos > total) throw truncatedError(cString(block, 0, 100));
-      // A global header too: the walk skips it, but tar-stream reads it, and not one of gigabytes.
+      // A global header too: the walk skips it, but a stream would have to read past it, and not gigabytes.
       if (size > METADATA_LIMIT) throw new ArchiveFormatError(`the save archive is corrupt: a ${size}-byte tar extended header`);
       if (flag === 'g') continue;
       const data = await read(offset, size);
@@ -151,11 +147,11 @@ export async function* walkTar(read: ReadAt, total?: number): AsyncGenerator<Tar
     const size = entrySize(paxSize !== undefined ? Number(paxSize) : numeric(block, 124, 12), last);
     const type: EntryType = flag === '0' || flag === '\0' || flag === '7' ? 'file'
       : flag === '1' ? 'link' : flag === '2' ? 'symlink' : flag === '5' ? 'directory' : 'other';
-    // A directory has no data, whatever its size field says: tar-stream (which reads the archive afterwards)
-    // and GNU tar read the next header right after it.
+    // A directory has no data, whatever its size field says: tar-stream and GNU tar read the next header right
+    // after it.
     const data = type === 'directory' ? 0 : size;
     pos = offset + padded(data);
-    if (total !== undefined && pos > total) throw truncatedError(rawName); // the padding too: tar-stream reads it
+    if (total !== undefined && pos > total) throw truncatedError(rawName); // the padding too: a stream reads it
     paxData = undefined;
     longName = undefined;
     longLink = undefined;
@@ -185,62 +181,69 @@ export function truncatedError(entry: string | undefined): ArchiveFormatError {
 // ---------------------------------------------------------------------------------------------------------------
 // The entry stream.
 
-/** The entries of a tar stream (tar-stream's extract), with its errors turned into ArchiveFormatError. */
+/** An entry of a tar stream: its header, and its data as chunks that are valid until the next read(). */
+export interface TarEntry {
+  header: TarHeader;
+  data: Pick<Chunks, 'read'>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The entries of a tar read once from `source`. Entry data comes as views of the source's chunks; whatever an
+ * entry leaves unread is skipped when the next entry is asked for. Errors are ArchiveFormatError (the source's
+ * own wrapped in one), or the signal's reason on abort.
+ */
 export class TarEntries {
-  private readonly extract = tar.extract();
-  private readonly iterator: AsyncIterator<TarEntry>;
-  private sourceError: unknown;
-  private parseError: unknown;
+  private readonly headers: AsyncGenerator<TarHeader>;
+  private chunk: Buffer = EMPTY;
+  private at = 0;
+  /** Archive offset of chunk[at]. */
+  private pos = 0;
+  private eof = false;
+  private sourceError: { error: unknown } | undefined;
   private last: string | undefined;
+  private closed = false;
   private readonly onAbort = () => this.destroy(this.signal?.reason);
 
   constructor(
-    private readonly source: Readable,
+    private readonly source: Chunks,
     private readonly signal?: AbortSignal,
-    earlyError?: unknown,
   ) {
-    this.iterator = this.extract[Symbol.asyncIterator]();
-    this.extract.on('error', (error: unknown) => {
-      this.parseError ??= error;
-    });
-    const onSourceError = (error: unknown) => {
-      this.sourceError ??= error;
-      this.extract.destroy(error as Error);
-    };
-    source.on('error', onSourceError);
-    if (earlyError !== undefined) onSourceError(earlyError);
-    source.pipe(this.extract);
+    this.headers = walkTar((offset, length) => this.readAt(offset, length));
     if (signal?.aborted) this.onAbort();
     else signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  /** The next entry, or undefined at the end of the archive. Every entry must be read to its end first. */
+  /** The next entry, or undefined at the end of the archive. */
   async next(): Promise<TarEntry | undefined> {
-    let result: IteratorResult<TarEntry>;
+    let result: IteratorResult<TarHeader>;
     try {
-      result = await this.iterator.next();
+      result = await this.headers.next();
     } catch (error) {
-      throw await this.failure(error);
+      throw this.explain(error);
     }
     if (result.done) return undefined;
-    this.last = normalizeName(result.value.header.name);
-    const size = result.value.header.size;
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-      // tar-stream hands out a size it cannot decode (some base-256 forms) as null and then waits for data
-      // forever: stop here instead.
-      const error = new ArchiveFormatError(`the save archive is corrupt: entry "${this.last}" has no valid size`);
-      this.destroy(error);
-      throw error;
-    }
-    return result.value;
+    const header = result.value;
+    this.last = header.name;
+    let remaining = header.size;
+    const data = {
+      read: async (): Promise<Buffer | null> => {
+        if (remaining === 0) return null;
+        if (!(await this.fill())) throw this.explain(streamTruncated(header.name));
+        const n = Math.min(remaining, this.chunk.length - this.at);
+        const view = this.chunk.subarray(this.at, this.at + n);
+        this.at += n;
+        this.pos += n;
+        remaining -= n;
+        return view;
+      },
+    };
+    return { header, data };
   }
 
-  /**
-   * explain(), once the parser has said why it stopped: an entry can be seen destroyed (streamx's "Stream was
-   * destroyed") a moment before the parser's own error is emitted.
-   */
+  /** Compatibility with callers that wait for a parser: the error to report for one met while reading. */
   async failure(error: unknown): Promise<unknown> {
-    if (isStreamDestroyed(error) && this.parseError === undefined) await new Promise((resolve) => setImmediate(resolve));
     return this.explain(error);
   }
 
@@ -248,74 +251,107 @@ export class TarEntries {
   explain(error: unknown): unknown {
     if (this.signal?.aborted) return this.signal.reason;
     if (error instanceof DockerClairError) return error;
-    if (isStreamDestroyed(error) && this.parseError !== undefined) error = this.parseError;
     const message = error instanceof Error ? error.message : String(error);
     const at = this.last === undefined ? 'at its start' : `at entry "${this.last}"`;
-    if (error === this.sourceError) {
+    if (this.sourceError && error === this.sourceError.error) {
       return new ArchiveFormatError(`reading the save archive failed ${at}: ${message}`,
         'the export was interrupted: check the Docker daemon and its connection', { cause: error });
-    }
-    if (/unexpected end of data/i.test(message)) {
-      return new ArchiveFormatError(`the save archive is truncated: it ends inside entry "${this.last ?? '?'}"`,
-        'the export was cut short: check the daemon log and the free space under its data root', { cause: error });
-    }
-    if (/invalid tar header|unknown format|invalid header/i.test(message)) {
-      return this.last === undefined
-        ? new ArchiveFormatError('not a docker save archive: the input is not a tar file',
-            'give an archive made by `docker save` (uncompressed; gunzip it first if needed)', { cause: error })
-        : new ArchiveFormatError(`the save archive is corrupt: invalid tar header after entry "${this.last}"`,
-            undefined, { cause: error });
     }
     return new ArchiveFormatError(`the save archive is corrupt ${at}: ${message}`, undefined, { cause: error });
   }
 
-  /** Destroys the source and the parser: the daemon stops exporting. Idempotent. */
+  /** Stops the source: the daemon stops exporting. Idempotent. */
   destroy(reason?: unknown): void {
-    this.source.unpipe(this.extract);
-    if (!this.source.destroyed) this.source.destroy(reason as Error | undefined);
-    this.extract.destroy(reason as Error | undefined);
+    if (this.closed) return;
+    this.closed = true;
+    this.source.close(reason);
   }
 
   close(): void {
     this.signal?.removeEventListener('abort', this.onAbort);
     this.destroy();
   }
+
+  /** Whether a byte is at hand (reading the next chunk of the source when needed); false at its end. */
+  private async fill(): Promise<boolean> {
+    while (this.at >= this.chunk.length) {
+      if (this.eof) return false;
+      if (this.closed) throw this.signal?.reason ?? new Error('the save archive was closed');
+      let next: Buffer | null;
+      try {
+        next = await this.source.read();
+      } catch (error) {
+        this.sourceError ??= { error };
+        throw error;
+      }
+      if (next === null) {
+        this.eof = true;
+        this.chunk = EMPTY;
+      } else {
+        this.chunk = next;
+      }
+      this.at = 0;
+    }
+    return true;
+  }
+
+  /** walkTar's reads: always forward; what lies before `offset` (unread entry data, padding) is skipped. */
+  private async readAt(offset: number, length: number): Promise<Buffer> {
+    if (offset < this.pos) throw new Error(`tar stream read backwards: at ${this.pos}, asked for ${offset}`);
+    while (this.pos < offset) {
+      // Running out here is running out inside the entry before (its data or padding).
+      if (!(await this.fill())) throw streamTruncated(this.last);
+      const n = Math.min(offset - this.pos, this.chunk.length - this.at);
+      this.at += n;
+      this.pos += n;
+    }
+    // A copy: headers outlive the chunk they came in.
+    const out = Buffer.allocUnsafe(length);
+    let have = 0;
+    while (have < length && (await this.fill())) {
+      const n = Math.min(length - have, this.chunk.length - this.at);
+      this.chunk.copy(out, have, this.at, this.at + n);
+      this.at += n;
+      this.pos += n;
+      have += n;
+    }
+    return have === length ? out : out.subarray(0, have);
+  }
 }
 
-/** The chunks of an entry's data: read them all (drain()), or the archive cannot move on. */
-export function entryChunks(entry: TarEntry): AsyncIterator<Buffer> {
-  return entry[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-}
-
-function isStreamDestroyed(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === 'STREAM_DESTROYED';
+function streamTruncated(entry: string | undefined): ArchiveFormatError {
+  return new ArchiveFormatError(`the save archive is truncated: it ends inside entry "${entry ?? '?'}"`,
+    'the export was cut short: check the daemon log and the free space under its data root');
 }
 
 /** Reads the rest of an entry and throws it away. */
-export async function drain(chunks: AsyncIterator<Buffer>): Promise<void> {
-  for (let r = await chunks.next(); !r.done; r = await chunks.next());
+export async function drain(data: Pick<Chunks, 'read'>): Promise<void> {
+  while ((await data.read()) !== null);
 }
 
 /** Reads up to `limit` bytes of an entry (the rest is drained): what metadata needs. */
-export async function readSmall(chunks: AsyncIterator<Buffer>, size: number, limit = METADATA_LIMIT): Promise<Buffer | undefined> {
+export async function readSmall(data: Pick<Chunks, 'read'>, size: number, limit = METADATA_LIMIT): Promise<Buffer | undefined> {
   if (size > limit) {
-    await drain(chunks);
+    await drain(data);
     return undefined;
   }
-  const parts: Buffer[] = [];
-  for (let r = await chunks.next(); !r.done; r = await chunks.next()) parts.push(r.value);
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let have = 0;
+  for (let chunk = await data.read(); chunk; chunk = await data.read()) {
+    have += chunk.copy(out, have);
+  }
+  return have === size ? out : out.subarray(0, have);
 }
 
-/** Reads at least `want` bytes (or the whole entry, if shorter) as the first chunks of an entry. */
-export async function readHead(chunks: AsyncIterator<Buffer>, want: number): Promise<Buffer[]> {
+/** Reads at least `want` bytes (or the whole entry, if shorter) as the first chunks of an entry, copied. */
+export async function readHead(data: Pick<Chunks, 'read'>, want: number): Promise<Buffer[]> {
   const head: Buffer[] = [];
   let have = 0;
   while (have < want) {
-    const r = await chunks.next();
-    if (r.done) break;
-    head.push(r.value);
-    have += r.value.length;
+    const chunk = await data.read();
+    if (chunk === null) break;
+    head.push(Buffer.from(chunk));
+    have += chunk.length;
   }
   return head;
 }

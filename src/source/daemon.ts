@@ -2,6 +2,7 @@
 // (`GET /images/{name}/get`, what `docker save` does) as a stream that is never written to disk, and read an
 // image's build steps from its history.
 import type { Readable } from 'node:stream';
+import { readableChunks, type Chunks } from '../save/chunks.js';
 import type Dockerode from 'dockerode';
 import {
   DaemonError,
@@ -15,6 +16,7 @@ import {
 import type { LayerStep } from '../findings/model.js';
 import { daemonMessage } from '../docker/daemon-message.js';
 import type { Endpoint } from '../docker/endpoint.js';
+import { streamGet, type SocketTarget } from '../docker/stream-get.js';
 import { hashSaveArchive } from '../save/hash-pass.js';
 import { readSaveArchive } from '../save/reader.js';
 import type { ArchiveEvents, ImageArchive, ReadOptions } from './archive.js';
@@ -44,8 +46,8 @@ export interface ImageInfo {
 export interface ImageSource {
   connect(options?: { signal?: AbortSignal }): Promise<DaemonInfo>;
   inspect(ref: string): Promise<ImageInfo>;
-  /** The `docker save` tar stream of one image; aborting the signal destroys it (the daemon stops exporting). */
-  save(id: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /** The `docker save` tar stream of one image; aborting the signal closes it (the daemon stops exporting). */
+  save(id: string, options?: { signal?: AbortSignal }): Promise<Chunks>;
   /** How many exports this source has started (benchmarks and tests assert on it). */
   readonly saveCount: number;
   /**
@@ -145,13 +147,14 @@ export class DockerImageSource implements ImageSource {
     };
   }
 
-  async save(id: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+  async save(id: string, options: { signal?: AbortSignal } = {}): Promise<Chunks> {
     options.signal?.throwIfAborted();
     this.saveCount++;
-    let stream: Readable;
     try {
-      // dockerode's get() takes no signal: the response is destroyed on abort instead.
-      stream = (await this.docker.getImage(id).get()) as unknown as Readable;
+      const target = plainSocket(this.endpoint);
+      // What dockerode's getImage(id).get() asks; over a plain socket, read into one reused buffer (stream-get.ts).
+      if (target) return await streamGet(target, `/images/${id}/get`, options.signal);
+      return this.saveThroughDockerode(id, options.signal);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
       const status = (error as { statusCode?: number }).statusCode;
@@ -165,8 +168,13 @@ export class DockerImageSource implements ImageSource {
       }
       throw this.unreachable(error, false);
     }
-    if (options.signal) {
-      const signal = options.signal;
+  }
+
+  /** TLS and ssh: dockerode's response stream. */
+  private async saveThroughDockerode(id: string, signal: AbortSignal | undefined): Promise<Chunks> {
+    // dockerode's get() takes no signal: the response is destroyed on abort instead.
+    const stream = (await this.docker.getImage(id).get()) as unknown as Readable;
+    if (signal) {
       const onAbort = () => stream.destroy(signal.reason as Error);
       if (signal.aborted) onAbort();
       else {
@@ -174,7 +182,7 @@ export class DockerImageSource implements ImageSource {
         stream.once('close', () => signal.removeEventListener('abort', onAbort));
       }
     }
-    return stream;
+    return readableChunks(stream);
   }
 
   async buildSteps(image: ImageInfo): Promise<LayerStep[] | undefined> {
@@ -220,6 +228,14 @@ export class DockerImageSource implements ImageSource {
     }
     return new DaemonUnreachableError(`cannot reach the Docker daemon at ${where} (${reason})`, hint, { cause: error });
   }
+}
+
+/** Where a plain (unix or tcp without TLS) endpoint listens; undefined for TLS, ssh and named pipes. */
+function plainSocket(endpoint: Endpoint): SocketTarget | undefined {
+  const t = endpoint.transport;
+  if (t.kind === 'unix') return { path: t.path };
+  if (t.kind === 'tcp' && !endpoint.tls) return { host: t.hostname, port: t.port };
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -13,9 +13,8 @@
 //   2. stream(): the one read of the layer bytes, done only when Clair does not have the image yet.
 // A hash pass (reading and hashing every layer first) is never needed for a file: seeking gives the metadata for
 // free. A file that cannot seek (a FIFO, /dev/stdin) is read as a stream (stream.ts).
-import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import type { Chunks } from '../save/chunks.js';
 import { blobDigest, configDigest, configIdOf, detectFormat, isLegacyItem, isSaveEntry, type ManifestItem } from '../save/format.js';
 import { missingFromArchive, noManifestError, parseManifest, readConfig, tooLargeError, type SaveFormat } from '../save/format.js';
 import { readSaveArchive, type ArchiveEnd } from '../save/reader.js';
@@ -116,10 +115,36 @@ export class SaveArchiveFile {
   }
 
   /** One read of the whole archive, for readSaveArchive. */
-  stream(): Readable {
+  stream(): Chunks {
     this.stats.reads++;
-    return createReadStream(this.path);
+    return fileChunks(this.path);
   }
+}
+
+const READ_SIZE = 256 * 1024;
+
+/** A file read once from its start into one reused buffer (chunks.ts: why reused). */
+function fileChunks(path: string): Chunks {
+  const buffer = Buffer.allocUnsafe(READ_SIZE);
+  let handle: Promise<FileHandle> | undefined;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    // FileHandle.close() waits for a read in progress.
+    void handle?.then((h) => h.close()).catch(() => {});
+  };
+  return {
+    async read() {
+      if (closed) throw new Error(`${path} was closed`);
+      handle ??= open(path, 'r');
+      const { bytesRead } = await (await handle).read(buffer, 0, READ_SIZE, null);
+      if (bytesRead > 0) return buffer.subarray(0, bytesRead);
+      close();
+      return null;
+    },
+    close,
+  };
 }
 
 function unreadable(path: string, error: unknown): UsageError {

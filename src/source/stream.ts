@@ -9,6 +9,7 @@
 //     diffIDs the directories are mapped with); otherwise the archive needs a file.
 import { Readable } from 'node:stream';
 import { BLOB, LEGACY_CONFIG, LEGACY_JSON, LEGACY_LAYER, configIdOf, readConfig, type ConfigFacts } from '../save/format.js';
+import { readableChunks } from '../save/chunks.js';
 import { readSaveArchive, type ArchiveEnd } from '../save/reader.js';
 import { BLOCK, METADATA_LIMIT, walkTar, type ReadAt } from '../save/tar.js';
 import {
@@ -155,7 +156,7 @@ export class StreamImageArchive implements ImageArchive {
 
   async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     if (this.reads++ > 0) throw new UsageError(`${this.origin} can be read only once`, STDIN_HINT);
-    const events = readSaveArchive(this.head.stream, { id: this.id ?? '', diffIds: this.order }, { signal, ...options });
+    const events = readSaveArchive(readableChunks(this.head.stream), { id: this.id ?? '', diffIds: this.order }, { signal, ...options });
     const origin = this.origin;
     return (async function* explained(): ArchiveEvents {
       try {

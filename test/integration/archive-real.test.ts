@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tar from 'tar-stream';
 import { readSaveArchive, type ArchiveEnd } from '../../src/save/reader.js';
 import { hashSaveArchive } from '../../src/save/hash-pass.js';
+import { eachChunk, readableChunks } from '../../src/save/chunks.js';
 import { LEGACY_EPOCH_CREATED, legacyV1Ids, ZERO_CONTAINER_CONFIG_JSON } from '../../src/save/legacy-ids.js';
 import type * as Save from '../../src/save/format.js';
 import { TEST_IMAGES, testDocker } from '../helpers/daemon.js';
@@ -105,12 +106,12 @@ describe('readSaveArchive on the real daemon\'s save (legacy format)', { timeout
       let peak = rss0;
       const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 2);
       try {
-        for await (const event of readSaveArchive(await save(image.ref), image)) {
+        for await (const event of readSaveArchive(readableChunks(await save(image.ref)), image)) {
           if (event.kind === 'end') {
             end = event;
             continue;
           }
-          const { digest, bytes } = await hashOf(event.layer.body, true);
+          const { digest, bytes } = await hashOf(eachChunk(event.layer.body), true);
           assert.equal(digest, event.layer.digest, `${event.layer.tarName} hashes to the digest announced before it`);
           assert.equal(bytes, event.layer.size);
           assert.match(event.layer.tarName, /^[0-9a-f]{64}\/layer\.tar$/);
@@ -133,7 +134,7 @@ describe('readSaveArchive on the real daemon\'s save (legacy format)', { timeout
 
   it('a hash pass over the real save finds what the daemon reports', async () => {
     const image = images.multilayer;
-    const pass = await hashSaveArchive(await save(image.ref));
+    const pass = await hashSaveArchive(readableChunks(await save(image.ref)));
     assert.equal(pass.format, 'legacy');
     assert.deepEqual(pass.image, { id: image.id, diffIds: image.diffIds });
     assert.deepEqual(pass.layers, image.diffIds);
@@ -173,7 +174,7 @@ describe('readSaveArchive on Engine >= 25 and containerd-store saves of the real
         assert.ok(b);
         const delivered = new Map<string, string>();
         let end: ArchiveEnd | undefined;
-        for await (const event of readSaveArchive(b.open(), b.image)) {
+        for await (const event of readSaveArchive(readableChunks(b.open()), b.image)) {
           if (event.kind === 'end') {
             end = event;
             continue;
@@ -187,7 +188,7 @@ describe('readSaveArchive on Engine >= 25 and containerd-store saves of the real
         }
         assert.deepEqual(end, { kind: 'end', format, layers: b.layers, config: image.id, repoTags: [image.ref] });
         assert.deepEqual(b.layers.map((d) => delivered.get(d)), image.diffIds, 'the layers decompress to RootFS.Layers');
-        const pass = await hashSaveArchive(b.open());
+        const pass = await hashSaveArchive(readableChunks(b.open()));
         assert.equal(pass.format, format);
         assert.deepEqual(pass.image, { id: image.id, diffIds: image.diffIds });
         assert.deepEqual(pass.layers, b.layers);

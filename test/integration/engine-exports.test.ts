@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { readableChunks } from '../../src/save/chunks.js';
 import { readSaveArchive, type ArchiveEnd } from '../../src/save/reader.js';
 import { hashSaveArchive } from '../../src/save/hash-pass.js';
 import { IncompleteArchiveError } from '../../src/runtime/errors.js';
@@ -38,7 +39,7 @@ async function readAll(stream: Readable, image: { id: string; diffIds: string[] 
   const delivered = new Map<string, string>();
   const compression = new Set<string>();
   let end: ArchiveEnd | undefined;
-  for await (const event of readSaveArchive(stream, image)) {
+  for await (const event of readSaveArchive(readableChunks(stream), image)) {
     if (event.kind === 'end') {
       end = event;
       continue;
@@ -80,7 +81,7 @@ for (const engine of testEngines()) {
         assert.deepEqual(read.end.repoTags, [TEST_IMAGES[key]]);
         if (engine.store === 'classic') assert.equal(read.end.config, facts.id, 'the classic store names images by their config');
 
-        const pass = await hashSaveArchive(await saveFrom(engine, TEST_IMAGES[key]));
+        const pass = await hashSaveArchive(readableChunks(await saveFrom(engine, TEST_IMAGES[key])));
         assert.equal(pass.format, layout);
         assert.deepEqual(pass.layers, facts.diffIds);
         assert.deepEqual(pass.image.diffIds, facts.diffIds);
@@ -139,7 +140,7 @@ for (const engine of testEngines()) {
           assert.deepEqual([...read.compression], ['gzip']);
           assert.equal(read.end.layers.length, facts.diffIds.length);
           assert.deepEqual(read.end.layers.map((d) => read.delivered.get(d)), facts.diffIds, 'each blob decompresses to its diffID');
-          const pass = await hashSaveArchive(await saveFrom(engine, pulled.gzip));
+          const pass = await hashSaveArchive(readableChunks(await saveFrom(engine, pulled.gzip)));
           assert.equal(pass.format, 'containerd');
           assert.deepEqual(pass.layers, read.end.layers);
         });

@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { PassThrough, Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { LayerServer } from '../../src/layer-server/server.js';
+import { readableChunks, type Chunks } from '../../src/save/chunks.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -36,7 +37,7 @@ describe('LayerServer', () => {
   it('serves the offered layer once, as 200 application/octet-stream, no Content-Encoding, no ranges', async () => {
     const server = await start();
     const payload = Buffer.from('layer bytes '.repeat(1000));
-    const done = server.offer(D1, Readable.from([payload]), payload.length);
+    const done = server.offer(D1, readableChunks(Readable.from([payload])), payload.length);
     const res = await get(server.url(D1), { ...auth(server), Range: 'bytes=0-15', 'Accept-Encoding': 'gzip' });
     assert.equal(res.status, 200);
     assert.equal(res.headers['content-type'], 'application/octet-stream');
@@ -54,7 +55,7 @@ describe('LayerServer', () => {
     const server = await start();
     const body = new PassThrough();
     body.end(Buffer.from('secret layer'));
-    void server.offer(D1, body, 12);
+    void server.offer(D1, readableChunks(body), 12);
     const attempts: Record<string, string>[] = [{}, { Authorization: 'Bearer wrong' }, { Authorization: `Bearer ${server.secret}x` }];
     for (const headers of attempts) {
       const res = await get(server.url(D1), headers);
@@ -67,7 +68,7 @@ describe('LayerServer', () => {
 
   it('answers 404 for a digest outside this scan and 405 for other methods', async () => {
     const server = await start();
-    void server.offer(D1, Readable.from([Buffer.from('x')]), 1);
+    void server.offer(D1, readableChunks(Readable.from([Buffer.from('x')])), 1);
     assert.equal((await get(server.url(D2), auth(server))).status, 404);
     assert.equal((await get(`${server.baseUrl}/etc/passwd`, auth(server))).status, 404);
     assert.equal((await get(server.url(D1), auth(server), 'HEAD')).status, 405);
@@ -77,7 +78,7 @@ describe('LayerServer', () => {
   it('a known layer that is not streaming now is 409', async () => {
     const server = await start();
     server.allow(D2);
-    void server.offer(D1, Readable.from([Buffer.from('x')]), 1);
+    void server.offer(D1, readableChunks(Readable.from([Buffer.from('x')])), 1);
     const res = await get(server.url(D2), auth(server));
     assert.equal(res.status, 409);
     assert.match(res.body.toString(), /streams once, in archive order/);
@@ -88,7 +89,7 @@ describe('LayerServer', () => {
     const server = await start();
     const body = new PassThrough();
     body.end(Buffer.from('unread'));
-    const done = server.offer(D1, body, 6);
+    const done = server.offer(D1, readableChunks(body), 6);
     assert.equal(server.withdraw(D1), true);
     assert.deepEqual(await done, { served: false, reason: 'withdrawn' });
     assert.equal(body.readableLength, 6);
@@ -97,7 +98,7 @@ describe('LayerServer', () => {
   it('a client dropping the connection mid-layer fails the offer and leaves the stream intact for draining', async () => {
     const server = await start();
     const body = new PassThrough({ highWaterMark: 1024 });
-    const done = server.offer(D1, body, 10_000_000);
+    const done = server.offer(D1, readableChunks(body), 10_000_000);
     body.write(Buffer.alloc(64 * 1024, 1));
     await new Promise<void>((resolve) => {
       const req = request(server.url(D1), { headers: auth(server) }, (res) => {
@@ -120,9 +121,51 @@ describe('LayerServer', () => {
     body.destroy();
   });
 
+  it('a body whose chunks share one buffer arrives intact at a slow client: each chunk is written before the next is read', async () => {
+    const server = await start();
+    const chunkSize = 64 * 1024;
+    const count = 64;
+    // Like the daemon's export: every read lands in the same buffer, so a chunk is valid only until the next read.
+    const shared = Buffer.alloc(chunkSize);
+    let made = 0;
+    let reads = 0;
+    const body: Chunks = {
+      async read() {
+        if (made === count) return null;
+        shared.fill(made++ % 251);
+        reads++;
+        return shared;
+      },
+      close() {},
+    };
+    const done = server.offer(D1, body, chunkSize * count);
+    const received = await new Promise<Buffer>((resolve, reject) => {
+      const req = request(server.url(D1), { headers: auth(server) }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          parts.push(c);
+          // A slow reader: the server's writes back up while it pauses.
+          res.pause();
+          setImmediate(() => res.resume());
+        });
+        res.on('end', () => resolve(Buffer.concat(parts)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(reads, count);
+    assert.equal(received.length, chunkSize * count);
+    for (let i = 0; i < count; i++) {
+      const part = received.subarray(i * chunkSize, (i + 1) * chunkSize);
+      assert.ok(part.every((b) => b === i % 251), `chunk ${i} arrived as it was when read`);
+    }
+    assert.deepEqual(await done, { served: true, bytes: chunkSize * count });
+  });
+
   it('close() stops listening and releases an unclaimed offer', async () => {
     const server = await start();
-    const done = server.offer(D1, Readable.from([Buffer.from('x')]), 1);
+    const done = server.offer(D1, readableChunks(Readable.from([Buffer.from('x')])), 1);
     await server.close();
     assert.deepEqual(await done, { served: false, reason: 'withdrawn' });
     await assert.rejects(get(server.url(D1), auth(server)), /ECONNREFUSED/);

@@ -9,7 +9,8 @@
 //   - a seeded, bounded fuzz loop over mutations of those archives (cuts, byte flips, odd sizes and type flags,
 //     bad checksums, garbage blocks), where the walker must give tar-stream's entries or a clear error.
 // Each archive is walked as a file (its size known, as SaveArchiveFile.open does) and as a stream (no size, as
-// probeSaveStream does).
+// probeSaveStream does); the fuzz loop also reads each input through the entry stream (TarEntries, what
+// readSaveArchive uses), in chunks of a random size, which must agree with the walk and hand out the exact data.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { link, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
@@ -19,7 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import { setImmediate, setTimeout } from 'node:timers/promises';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import * as tar from 'tar-stream';
-import { normalizeName, walkTar, type ReadAt } from '../../src/save/tar.js';
+import { bufferChunks, collectChunks } from '../../src/save/chunks.js';
+import { normalizeName, TarEntries, walkTar, type ReadAt } from '../../src/save/tar.js';
 import { SaveArchiveFile } from '../../src/source/file.js';
 import { ArchiveFormatError } from '../../src/runtime/errors.js';
 
@@ -770,6 +772,53 @@ async function judge(input: Buffer, mode: 'file' | 'stream', walked: Walked, ful
   return cutInData ? undefined : `the walker accepts what tar-stream rejects\n${against}`;
 }
 
+/** Every entry and its data through the entry stream, the input cut into `chunk`-byte pieces. */
+async function readEntries(input: Buffer, chunk: number): Promise<Listing & { data: Buffer[] }> {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < input.length; at += chunk) pieces.push(input.subarray(at, at + chunk));
+  const entries = new TarEntries(bufferChunks(pieces));
+  const out: Listing & { data: Buffer[] } = { entries: [], data: [] };
+  try {
+    for (let e = await entries.next(); e; e = await entries.next()) {
+      const h = e.header;
+      out.entries.push(entry(h.name, h.type, h.size, h.offset, h.linkname));
+      // Every other entry is left unread: the stream must skip it by itself.
+      if (out.entries.length % 2 === 1) out.data.push(await collectChunks(e.data));
+      else out.data.push(input.subarray(h.offset, h.offset + h.size));
+    }
+  } catch (error) {
+    out.error = error;
+  }
+  return out;
+}
+
+/**
+ * The entry stream agrees with the stream walk: the same entries with exactly their bytes, or the same error;
+ * or it stops where the input ends inside an entry, which the stream walk (never reading data) cannot see but
+ * the file walk (knowing the input's size) does.
+ */
+function judgeEntries(input: Buffer, walked: Walked, walkedAsFile: Walked, read: Listing & { data: Buffer[] }): string | undefined {
+  for (const [i, data] of read.data.entries()) {
+    const e = read.entries[i] as Entry;
+    if (!data.equals(input.subarray(e.offset, e.offset + (e.size ?? 0)))) return `the data of "${e.name}" is not the input's bytes at ${e.offset}`;
+  }
+  const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
+  const truncated = (error: unknown) => /is truncated: it ends inside entry/.test(message(error));
+  if (read.error !== undefined) {
+    if (!(read.error instanceof ArchiveFormatError)) return `not an ArchiveFormatError: ${describeError(read.error)}`;
+    if (truncated(read.error)) {
+      if (!truncated(walkedAsFile.error)) return `"${read.error.message}", but the walk of the file finds it whole`;
+    } else if (walked.error === undefined) {
+      return `failed (${read.error.message}) where the walk did not`;
+    } else if (message(walked.error) !== read.error.message) {
+      return `failed with "${read.error.message}", the walk with "${message(walked.error)}"`;
+    }
+    return isDeepStrictEqual(read.entries, walked.entries.slice(0, read.entries.length)) ? undefined : 'other entries than the walk before the error';
+  }
+  if (walked.error !== undefined) return `read to the end where the walk failed (${message(walked.error)})`;
+  return isDeepStrictEqual(read.entries, walked.entries) ? undefined : 'other entries than the walk';
+}
+
 describe('walkTar on mutated archives (seeded fuzz)', () => {
   it(`gives tar-stream's entries or a clear error, and always finishes (seed ${SEED}, ${ITERATIONS} inputs)`, async () => {
     const crafted = Buffer.concat([
@@ -803,12 +852,18 @@ describe('walkTar on mutated archives (seeded fuzz)', () => {
       if (tarStreamDeparts(input)) outcomes.departing++;
       try {
         const full = await tarStreamList(input);
+        const walks: Partial<Record<'file' | 'stream', Walked>> = {};
         for (const mode of ['file', 'stream'] as const) {
           const walked = await walk(input, mode);
+          walks[mode] = walked;
           outcomes[walked.error === undefined ? 'accepted' : 'rejected']++;
           const problem = await judge(input, mode, walked, full);
           if (problem) failures.push(`${what}, as a ${mode}: ${problem}`);
         }
+        const chunk = 1 + below(random, 2000);
+        const read = await bounded('TarEntries', readEntries(input, chunk));
+        const disagreement = judgeEntries(input, walks.stream as Walked, walks.file as Walked, read);
+        if (disagreement) failures.push(`${what}, through TarEntries in ${chunk}-byte chunks: ${disagreement}`);
       } catch (error) {
         failures.push(`${what}: ${describeError(error)}`); // a deadline passed
       }

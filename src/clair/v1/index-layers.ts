@@ -10,15 +10,14 @@
 //     pass. Nothing is ever written to disk. Each pass posts at least the layer that was next when it started,
 //     so an image of N layers needs at most N passes; with a cap ≥ the image size, always one.
 // The known base layers (a shared base) are not sent again.
-import type { Readable } from 'node:stream';
-import { Readable as ReadableStream } from 'node:stream';
 import type { ClairV1Client } from './client.js';
 import { v1LayerNames } from './layer-names.js';
 import type * as V1 from './wire.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
 import { archiveErrorOf, serveWhile } from '../../layer-server/serve.js';
 import { LayerServer } from '../../layer-server/server.js';
-import type { LayerEntry } from '../../save/layer-feed.js';
+import { bufferChunks } from '../../save/chunks.js';
+import type { LayerBody, LayerEntry } from '../../save/layer-feed.js';
 import type { ArchiveEnd } from '../../save/reader.js';
 import { ArchiveFormatError, ClairIndexError, LegacyLayerMappingError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
@@ -83,7 +82,7 @@ export async function knownPrefix(clair: ClairV1Client, names: readonly string[]
 
 /** POSTs layer `i` of `order` with `body` on offer at the layer server; Clair's words when it refuses the image. */
 export async function postLayerV1(
-  ctx: Omit<V1Indexing, 'binding' | 'bufferCap'>, server: LayerServer, order: readonly string[], i: number, body: Readable, size: number | undefined,
+  ctx: Omit<V1Indexing, 'binding' | 'bufferCap'>, server: LayerServer, order: readonly string[], i: number, body: LayerBody, size: number | undefined,
 ): Promise<string | undefined> {
   const { archive, clair, signal } = ctx;
   const names = v1LayerNames(order);
@@ -204,7 +203,7 @@ class LayerIndexer {
   }
 
   /** POSTs layer `i` with its bytes on offer at the layer server. */
-  private async post(i: number, body: Readable, size: number | undefined): Promise<void> {
+  private async post(i: number, body: LayerBody, size: number | undefined): Promise<void> {
     const unsupported = await postLayerV1(this.ctx, this.server, this.order, i, body, size);
     if (unsupported !== undefined) this.unsupported = unsupported;
     else this.next = i + 1;
@@ -217,7 +216,7 @@ class LayerIndexer {
       const chunks = this.buffers.get(digest);
       if (!chunks) return;
       const size = chunks.reduce((n, c) => n + c.length, 0);
-      await this.post(this.next, ReadableStream.from(chunks), size);
+      await this.post(this.next, bufferChunks(chunks), size);
       if (this.pendingAt(digest) < 0) {
         this.buffers.delete(digest);
         this.buffered -= size;
@@ -226,12 +225,13 @@ class LayerIndexer {
   }
 
   /** Reads a layer into memory if it fits under the cap (its declared size counts before a byte is read). */
-  private async keep(digest: string, body: Readable, size: number): Promise<boolean> {
+  private async keep(digest: string, body: LayerBody, size: number): Promise<boolean> {
     if (this.buffered + size > this.ctx.bufferCap) return false;
     const chunks: Buffer[] = [];
     this.buffered += size;
     this.peakBuffered = Math.max(this.peakBuffered, this.buffered);
-    for await (const chunk of body) chunks.push(chunk as Buffer);
+    // Copies: a chunk is valid only until the next read.
+    for (let chunk = await body.read(); chunk; chunk = await body.read()) chunks.push(Buffer.from(chunk));
     this.buffers.set(digest, chunks);
     return true;
   }

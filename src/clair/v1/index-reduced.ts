@@ -7,12 +7,12 @@
 // (Clair v1 checks nothing itself, and the digest is the layer's identity: its v1 Name is the chain ID). The
 // reduced layers are posted from memory, parent first, as soon as their parents are known to Clair. Memory is the
 // reduced layers only (tens of KiB to a few MiB per layer), so there is never a further pass for lack of it.
-import { Readable } from 'node:stream';
 import { clairV1Reads } from './clair-files.js';
 import { indexedResult, knownPrefix, postLayerV1, type V1Indexed, type V1Indexing } from './index-layers.js';
 import { v1LayerNames } from './layer-names.js';
 import { NotATarError, reduceLayer } from './reduce-layer.js';
 import { LayerServer } from '../../layer-server/server.js';
+import { bufferChunks } from '../../save/chunks.js';
 import type { LayerEntry } from '../../save/layer-feed.js';
 import type { ArchiveEnd } from '../../save/reader.js';
 import { ArchiveFormatError, ClairIndexError, LegacyLayerMappingError } from '../../runtime/errors.js';
@@ -130,7 +130,7 @@ class ReducedIndexer {
       const digest = this.order[this.next] as string;
       const tar = this.reduced.get(digest);
       if (!tar) return;
-      const unsupported = await postLayerV1(this.ctx, this.server, this.order, this.next, Readable.from([tar]), tar.length);
+      const unsupported = await postLayerV1(this.ctx, this.server, this.order, this.next, bufferChunks([tar]), tar.length);
       if (unsupported !== undefined) {
         this.unsupported = unsupported;
         return;

@@ -2,9 +2,10 @@
 // each with its own header blocks (GNU long names and PAX records included), byte for byte as in the layer, then
 // the end-of-archive blocks. The layer is walked header by header as it streams; the bodies of other entries are
 // passed over without being copied, so memory is the kept entries only.
-import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { collectChunks } from '../../save/chunks.js';
 import type { LayerCompression } from '../../save/format.js';
+import type { LayerBody } from '../../save/layer-feed.js';
 
 const BLOCK = 512;
 /** GNU long-name/link and PAX records larger than this are not names: the layer is not a tar Clair reads. */
@@ -17,26 +18,42 @@ export class NotATarError extends Error {}
  * reads gzip too); a zstd layer, which Clair v1 cannot read at all, is returned whole so that Clair answers for
  * it as it would for the full layer. Throws NotATarError for bytes that are not a tar.
  */
-export async function reduceLayer(body: Readable, compression: LayerCompression, keep: (name: string) => boolean): Promise<Buffer> {
-  if (compression === 'zstd') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  }
+export async function reduceLayer(body: LayerBody, compression: LayerCompression, keep: (name: string) => boolean): Promise<Buffer> {
+  if (compression === 'zstd') return collectChunks(body);
   const walker = new TarReducer(keep);
-  let source: AsyncIterable<Buffer> = body;
-  if (compression === 'gzip') {
-    const gunzip = createGunzip();
-    // pipe() does not pass errors on: the body's (a digest mismatch, an abort) must end the read.
-    body.once('error', (error) => gunzip.destroy(error));
-    source = body.pipe(gunzip);
-  }
-  try {
-    for await (const chunk of source) walker.write(chunk);
-  } finally {
-    if (source !== body) body.destroy();
-  }
+  if (compression === 'gzip') await gunzipInto(body, walker);
+  else for (let chunk = await body.read(); chunk; chunk = await body.read()) walker.write(chunk);
   return walker.end();
+}
+
+/** Decompresses `body` into the walker; each chunk is read once gunzip has taken in the one before. */
+async function gunzipInto(body: LayerBody, walker: TarReducer): Promise<void> {
+  const gunzip = createGunzip();
+  const ended = new Promise<void>((resolve, reject) => {
+    gunzip.on('data', (chunk: Buffer) => {
+      try {
+        walker.write(chunk);
+      } catch (error) {
+        gunzip.destroy(error as Error);
+      }
+    });
+    gunzip.once('end', resolve);
+    gunzip.once('error', reject);
+  });
+  ended.catch(() => {}); // awaited below; a failure while still writing must not go unhandled meanwhile
+  try {
+    for (let chunk = await body.read(); chunk; chunk = await body.read()) {
+      const view = chunk;
+      const written = new Promise<void>((resolve, reject) => {
+        gunzip.write(view, (error) => (error ? reject(error) : resolve()));
+      });
+      await Promise.race([written, ended]);
+    }
+    gunzip.end();
+    await ended;
+  } finally {
+    gunzip.destroy();
+  }
 }
 
 interface Meta {
@@ -74,7 +91,8 @@ class TarReducer {
         continue;
       }
       const n = Math.min(BLOCK - this.headLength, chunk.length - at);
-      this.head.push(chunk.subarray(at, at + n));
+      // A copy: the chunk may be reused before the block is complete.
+      this.head.push(Buffer.from(chunk.subarray(at, at + n)));
       this.headLength += n;
       at += n;
       if (this.headLength === BLOCK) {

@@ -3,7 +3,7 @@
 // and Clair must fetch it — then delete the probe manifest. "Clair cannot reach the layer server" is the
 // commonest failure of Clair tooling; here it becomes one message naming the address tried.
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { bufferChunks } from '../../save/chunks.js';
 import type { ClairV4Client } from './client.js';
 import type { LayerServer } from '../../layer-server/server.js';
 import { serveWhile } from '../../layer-server/serve.js';
@@ -32,7 +32,7 @@ export async function preflightLayerServer(server: LayerServer, clair: ClairV4Cl
   const probe = await makeProbeLayer();
   const manifest = `sha256:${createHash('sha256').update(`docker-clair probe manifest\n${probe.digest}`).digest('hex')}`;
   const before = server.stats.requests;
-  const served = await serveWhile(server, { digest: probe.digest, body: Readable.from([probe.bytes]), size: probe.bytes.length }, () =>
+  const served = await serveWhile(server, { digest: probe.digest, body: bufferChunks([probe.bytes]), size: probe.bytes.length }, () =>
     clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal));
   const { outcome } = served;
   const requests = server.stats.requests - before;
