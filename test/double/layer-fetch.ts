@@ -55,6 +55,14 @@ export interface FetchOptions {
   /** Emulate unreleased claircore (cc-main): a `Range: bytes=0-15` probe before each fetch. */
   rangeProbe: boolean;
   wanted: (path: string) => boolean;
+  /**
+   * What becomes of a fetched body: `scan` (hashed, checked, unpacked, as Clair does), or `discard` (read to its
+   * end and thrown away: no hash, no unpacking; the layer indexes as empty). `discard` is a stand-in that costs
+   * next to nothing, so a benchmark sees the plugin's own cost.
+   */
+  layers?: 'scan' | 'discard';
+  /** Read bodies at most this fast (bytes per second): a slow Clair, for backpressure. Default: as fast as they come. */
+  layerRate?: number;
   record: (r: LayerFetchRecord) => void;
   /** Called when a recorded GET is over (done, failed or cancelled). */
   finished?: (r: LayerFetchRecord) => void;
@@ -272,7 +280,16 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
     rec.contentEncoding = headersOf(res, 'content-encoding');
     rec.acceptRanges = headersOf(res, 'accept-ranges');
     await checkStatus(res, [200], '');
-    let body: Readable = res;
+    if (opts.layers === 'discard') {
+      try {
+        for await (const chunk of paced(res, opts.layerRate)) rec.bytes += (chunk as Buffer).length;
+      } catch (err) {
+        throw bodyError(err, opts.signal);
+      }
+      const contents: LayerContents = { files: new Map(), symlinks: new Map(), dirs: new Set(), whiteouts: [], opaqueDirs: [], paths: [] };
+      return { digest: desc.hash, contents, compression: 'KindNone', bytes: rec.bytes };
+    }
+    let body: Readable = opts.layerRate === undefined ? res : Readable.from(paced(res, opts.layerRate));
     if (rec.contentEncoding !== undefined && rec.contentEncoding !== '') {
       if (opts.rejectContentEncoding || !addedAcceptEncoding || rec.contentEncoding.toLowerCase() !== 'gzip') {
         res.destroy();
@@ -332,6 +349,20 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
   } finally {
     rec.finishedAt = Date.now();
     opts.finished?.(rec);
+  }
+}
+
+/** The chunks of `body`, at most `rate` bytes per second on average (undefined: unpaced). */
+async function* paced(body: AsyncIterable<unknown>, rate: number | undefined): AsyncGenerator<Buffer> {
+  const start = Date.now();
+  let bytes = 0;
+  for await (const chunk of body) {
+    yield chunk as Buffer;
+    bytes += (chunk as Buffer).length;
+    if (rate === undefined) continue;
+    const due = start + (bytes / rate) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -1,14 +1,15 @@
 /**
  * `npm run clair-double -- --listen HOST:PORT [--api v4|v1|both] [--vulns FILE] [--empty-db]
  *   [--psk BASE64 --issuer NAME]... [--fetch-concurrency N] [--index-concurrency N] [--range-probe]
- *   [--allow-content-encoding]`
+ *   [--allow-content-encoding] [--layers scan|discard] [--layer-rate BYTES_PER_S]`
  * Runs the Clair double in the foreground and logs each request to stderr. Test support only.
  */
 import { startClairDouble } from './server.js';
 import type { ClairDoubleOptions } from './options.js';
 
 const USAGE = 'usage: clair-double --listen HOST:PORT [--api v4|v1|both] [--vulns FILE] [--empty-db] ' +
-  '[--psk BASE64 --issuer NAME] [--fetch-concurrency N] [--index-concurrency N] [--range-probe] [--allow-content-encoding]';
+  '[--psk BASE64 --issuer NAME] [--fetch-concurrency N] [--index-concurrency N] [--range-probe] [--allow-content-encoding] ' +
+  '[--layers scan|discard] [--layer-rate BYTES_PER_S]';
 
 export function parseArgs(argv: string[]): ClairDoubleOptions {
   const opts: ClairDoubleOptions = {};
@@ -44,6 +45,13 @@ export function parseArgs(argv: string[]): ClairDoubleOptions {
       case '--index-concurrency': opts.indexConcurrency = int(); break;
       case '--range-probe': opts.rangeProbe = true; break;
       case '--allow-content-encoding': opts.rejectContentEncoding = false; break;
+      case '--layers': {
+        const v = value();
+        if (v !== 'scan' && v !== 'discard') throw new Error(`--layers: expected scan or discard, got ${v}`);
+        opts.layers = v;
+        break;
+      }
+      case '--layer-rate': opts.layerRate = int(); break;
       case '-h':
       case '--help': throw new Error(USAGE);
       default: throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);

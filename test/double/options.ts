@@ -60,6 +60,10 @@ export interface ClairDoubleOptions {
   indexConcurrency?: number;
   /** v4: refuse layer responses carrying Content-Encoding (default true); false decodes gzip first, as Go does. */
   rejectContentEncoding?: boolean;
+  /** v4: `scan` fetched layers as Clair does (default), or `discard` them unread (layer-fetch.ts FetchOptions). */
+  layers?: 'scan' | 'discard';
+  /** v4: read layer bodies at most this many bytes per second (a slow Clair). Default: unpaced. */
+  layerRate?: number;
   /** v4: emulate unreleased claircore's `Range: bytes=0-15` + `claircore-reason: inspect` probe. Default false. */
   rangeProbe?: boolean;
   /** v4: `enrichments` member of vulnerability reports. Default `{}`. */

@@ -468,3 +468,41 @@ describe('v4 optional fetch behaviours', () => {
     assert.match((bad.json as { message: string }).message, /validation failed/);
   });
 });
+
+describe('v4 stand-in modes for benchmarks: --layers discard, --layer-rate', () => {
+  test('discard: every layer is fetched to its end, nothing is hashed or unpacked, the image indexes as empty', async () => {
+    const double = await startClairDouble({ vulns: [], layers: 'discard' });
+    try {
+      // A body that does not match its digest passes: the stand-in does not hash.
+      const wrong = { ...layerRef(layers, '/base.tar.gz', baseGz), hash: manifestHash(0xbad) };
+      const l2 = layerRef(layers, '/add.tar.zst', addLayerZst);
+      const r = await postIndex(double.url, { hash: manifestHash(40), layers: [wrong, l2] });
+      assert.equal(r.status, 201, r.text);
+      const report = r.json as Report;
+      assert.equal(report.state, 'IndexFinished');
+      assert.deepEqual(report.packages, {});
+      assert.deepEqual(double.layerFetches.map((f) => [f.digest, f.bytes]), [[wrong.hash, baseGz.length], [l2.hash, addLayerZst.length]]);
+    } finally {
+      await double.close();
+    }
+  });
+
+  test('layer-rate: a layer is read no faster than the rate, in either mode', async () => {
+    const rate = 4 * baseGz.length; // bytes per second: the base layer takes at least 250 ms
+    for (const mode of ['scan', 'discard'] as const) {
+      const double = await startClairDouble({ vulns: [], layers: mode, layerRate: rate });
+      try {
+        const r = await postIndex(double.url, { hash: manifestHash(41), layers: [layerRef(layers, '/base.tar.gz', baseGz)] });
+        assert.equal(r.status, 201, r.text);
+        const [fetch] = double.layerFetches;
+        assert.equal(fetch?.bytes, baseGz.length);
+        // A lower bound only: pacing cannot let it finish sooner, however fast or slow the machine.
+        const took = (fetch?.finishedAt ?? 0) - (fetch?.startedAt ?? 0);
+        assert.ok(took >= 240, `${mode}: read ${baseGz.length} bytes at ${rate} B/s in ${took} ms`);
+        if (mode === 'scan') assert.deepEqual(names(r.json as Report), ['bash', 'libc6', 'tar']);
+      } finally {
+        await double.close();
+      }
+    }
+  });
+});

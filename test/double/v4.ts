@@ -265,6 +265,8 @@ export class ClairV4 {
         signal,
         rejectContentEncoding: this.opts.rejectContentEncoding ?? true,
         rangeProbe: this.opts.rangeProbe ?? false,
+        ...(this.opts.layers ? { layers: this.opts.layers } : {}),
+        ...(this.opts.layerRate !== undefined ? { layerRate: this.opts.layerRate } : {}),
         wanted: wantedPath,
         record: (r) => this.track(r),
         finished: (r) => {
