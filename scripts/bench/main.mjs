@@ -8,6 +8,7 @@
 //   npm run bench -- scan [--runs 5 --warmup 1]
 //   npm run bench -- scan-real             only the real-Clair part of scan (scan-double: only the double's)
 //   npm run bench -- scan-v1 [--runs 3 --warmup 1]
+//   npm run bench -- scan-relay [--runs 5 --warmup 1]
 //   npm run bench -- scan --binary PATH    another build of the plugin instead of dist/docker-clair
 //   npm run bench -- scan --idle-wait 60   before each timed step, wait up to 60 s (default) for an idle machine
 //   npm run bench -- --list
@@ -20,6 +21,8 @@
 //             run one part only.
 //   scan-v1   the same against the double in Clair v1 mode (--clair-api v1), default mode (layers reduced to the
 //             files Clair v1 reads): wall time against docker save, peak RSS, docker save passes, client bytes written
+//   scan-relay the plugin's own cost: cold scans against a double that discards the layers it fetches (CPU per GB,
+//             wall time against docker save, peak RSS), and one against a double reading at 20 MB/s (peak RSS)
 //
 // Exits non-zero only when a benchmark cannot run (missing binary, a command fails); a missed goal is
 // reported as MISS but is a measurement, not an error.
@@ -27,6 +30,7 @@ import { verdictF } from './common.mjs';
 import { metadata } from './metadata.mjs';
 import { scanUnavailable } from './scan-common.mjs';
 import { realClairMissing, scanRealBenchmark } from './scan-real.mjs';
+import { scanRelayBenchmark } from './scan-relay.mjs';
 import { scanV1Benchmark } from './scan-v1.mjs';
 import { scanBenchmark } from './scan.mjs';
 
@@ -73,6 +77,13 @@ const BENCHMARKS = {
     defaults: { runs: 3, warmup: 1 },
     available: scanUnavailable,
     run: scanV1Benchmark,
+  },
+  'scan-relay': {
+    description: 'cold `docker-clair scan` vs `docker save > /dev/null` against a Clair double that discards the layers it fetches ' +
+      '(the plugin\'s own CPU and memory), then against one reading at 20 MB/s',
+    defaults: { runs: 5, warmup: 1 },
+    available: scanUnavailable,
+    run: scanRelayBenchmark,
   },
 };
 
