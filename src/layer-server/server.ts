@@ -182,47 +182,46 @@ export class LayerServer {
    */
   private async send(offer: Offer, res: ServerResponse): Promise<void> {
     let bytes = 0;
-    let onClose: (() => void) | undefined;
-    const closed = new Promise<'closed'>((resolve) => {
-      res.once('close', () => {
-        resolve('closed');
-        onClose?.();
-      });
-    });
-    const dropped = () => new Error(`the client closed the connection after ${bytes} bytes`);
+    let settled = false;
     const finish = (outcome: OfferOutcome) => {
+      if (settled) return;
+      settled = true;
       this.stats.bytesServed += bytes;
       if (outcome.served) this.stats.layersServed++;
       offer.settle(outcome);
     };
+    const dropped = () => new Error(`the client closed the connection after ${bytes} bytes`);
+    let writing: ((ok: boolean) => void) | undefined;
+    const written = (error?: Error | null) => {
+      const done = writing;
+      writing = undefined;
+      done?.(!error);
+    };
+    // Clair leaving ends the serve at once, even while a read waits on the daemon (that read finishes later, for
+    // whoever drains the layer).
+    res.once('close', () => {
+      if (!res.writableFinished) finish({ served: false, reason: 'failed', bytes, error: dropped() });
+      written(new Error('closed'));
+    });
     for (;;) {
-      // A read may wait on the daemon: Clair leaving meanwhile ends the serve at once (the read finishes
-      // later, for whoever drains the layer).
-      const next = offer.body.read();
-      next.catch(() => {});
-      let chunk: Buffer | null | 'closed';
+      let chunk: Buffer | null;
       try {
-        chunk = await Promise.race([next, closed]);
+        chunk = await offer.body.read();
       } catch (error) {
         res.destroy(error as Error);
         return finish({ served: false, reason: 'failed', bytes, error: error as Error });
       }
-      if (chunk === 'closed') return finish({ served: false, reason: 'failed', bytes, error: dropped() });
+      if (settled) return;
       if (chunk === null) break;
-      const written = await new Promise<boolean>((resolve) => {
-        onClose = () => resolve(false);
-        res.write(chunk, (error) => resolve(!error));
+      const view = chunk;
+      const ok = await new Promise<boolean>((resolve) => {
+        writing = resolve;
+        res.write(view, written);
       });
-      onClose = undefined;
-      if (!written) return finish({ served: false, reason: 'failed', bytes, error: dropped() });
+      if (!ok) return finish({ served: false, reason: 'failed', bytes, error: dropped() });
       bytes += chunk.length;
     }
-    const ended = await new Promise<boolean>((resolve) => {
-      onClose = () => resolve(false);
-      res.end(() => resolve(true));
-    });
-    onClose = undefined;
-    finish(ended ? { served: true, bytes } : { served: false, reason: 'failed', bytes, error: dropped() });
+    res.end(() => finish({ served: true, bytes }));
   }
 
   private authorised(header: string | undefined): boolean {

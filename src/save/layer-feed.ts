@@ -46,8 +46,8 @@ export class LayerFeed {
   private failure: { error: unknown } | undefined;
   /** settle() took over: the consumer's reads fail. */
   private detached = false;
-  /** The read in progress: one at a time, since each chunk is valid only until the next. */
-  private reading: Promise<unknown> = Promise.resolve();
+  /** The last read: one at a time, since each chunk is valid only until the next. */
+  private reading: Promise<unknown> | undefined;
 
   constructor(
     private readonly data: Pick<Chunks, 'read'>,
@@ -67,15 +67,12 @@ export class LayerFeed {
             return Promise.reject(this.failure?.error
               ?? new Error(`layer ${info.tarName} was read past the point where the archive moved on`));
           }
-          return this.track(this.pull());
+          const read = this.pull();
+          this.reading = read;
+          return read;
         },
       },
     };
-  }
-
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.reading = p.catch(() => undefined);
-    return p;
   }
 
   /** The next chunk (hashed), or null at the end of the entry once its digest has been checked. */
@@ -129,7 +126,11 @@ export class LayerFeed {
   /** Waits until the entry is read to its end, draining what the consumer left; throws what went wrong. */
   async settle(): Promise<void> {
     this.detached = true;
-    await this.reading;
+    try {
+      await this.reading; // the consumer sees its failure; here only its end matters
+    } catch {
+      // recorded in this.failure
+    }
     while (!this.ended && !this.failure) {
       try {
         if ((await this.pull()) === null) break;
