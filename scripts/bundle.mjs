@@ -29,6 +29,8 @@ export async function loadConfig() {
     entry: path.resolve(ROOT, need('entry', 'string')),
     name: need('name', 'string'),
     bundle: path.resolve(ROOT, need('bundle', 'string')),
+    launcherEntry: path.resolve(ROOT, need('launcherEntry', 'string')),
+    launcher: path.resolve(ROOT, need('launcher', 'string')),
     outDir: path.resolve(ROOT, need('outDir', 'string')),
     cacheDir: path.resolve(ROOT, need('cacheDir', 'string')),
     node: need('node', 'string'),
@@ -128,7 +130,7 @@ export async function bundle({ config, log = () => {} } = {}) {
   const { build } = await import('esbuild');
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
   const started = performance.now();
-  const result = await build({
+  const options = {
     absWorkingDir: ROOT,
     entryPoints: [config.entry],
     outfile: config.bundle,
@@ -162,12 +164,23 @@ export async function bundle({ config, log = () => {} } = {}) {
       'empty-import-meta': 'silent',
     },
     plugins: [seaStubPlugin(config)],
+  };
+  const result = await build(options);
+  // The executable's entry (src/sea-entry.ts): the metadata answer, and the loader of the bundle above.
+  await build({
+    ...options,
+    entryPoints: [config.launcherEntry],
+    outfile: config.launcher,
+    sourcemap: false,
+    metafile: false,
+    banner: {},
+    plugins: [],
   });
   const ms = performance.now() - started;
   const { size: bytes } = await stat(config.bundle);
   const inputs = Object.keys(result.metafile.inputs);
   log(`bundle   ${rel(config.bundle)}  ${(bytes / 1e6).toFixed(2)} MB  ${inputs.length} modules  ${ms.toFixed(0)} ms`);
-  return { outfile: config.bundle, bytes, ms, version: pkg.version, inputs };
+  return { outfile: config.bundle, launcher: config.launcher, bytes, ms, version: pkg.version, inputs };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

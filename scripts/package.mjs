@@ -113,16 +113,43 @@ function seaSettings(config, useCodeCache) {
   };
 }
 
-/** Makes the SEA blob with the host runtime (must be the same Node version as the target's). */
-async function makeBlob(config, hostNode, bundleFile, useCodeCache) {
+/**
+ * Makes the SEA blob with the host runtime (must be the same Node version as the target's): its main script is
+ * the launcher (src/sea-entry.ts), which answers the metadata call and otherwise runs the bundle, carried as an
+ * asset together with its V8 code cache.
+ */
+async function makeBlob(config, hostNode, bundled, useCodeCache) {
   const dir = path.join(path.dirname(config.bundle), 'sea', useCodeCache ? 'code-cache' : 'no-code-cache');
   await mkdir(dir, { recursive: true });
   const blob = path.join(dir, 'sea-prep.blob');
-  const seaConfig = { main: bundleFile, output: blob, ...seaSettings(config, useCodeCache) };
+  const assets = { [BUNDLE_ASSET]: bundled.outfile };
+  if (useCodeCache) assets[CODE_CACHE_ASSET] = await makeCodeCache(config, hostNode, bundled.outfile, dir);
+  const seaConfig = { main: bundled.launcher, output: blob, ...seaSettings(config, useCodeCache), assets };
   const configFile = path.join(dir, 'sea-config.json');
   await writeFile(configFile, `${JSON.stringify(seaConfig, null, 2)}\n`);
   run(hostNode, ['--experimental-sea-config', configFile], { cwd: dir, what: 'node --experimental-sea-config' });
   return blob;
+}
+
+// The launcher's names for the assets and the wrapper it compiles the bundle in (src/sea-entry.ts).
+const BUNDLE_ASSET = 'docker-clair.cjs';
+const CODE_CACHE_ASSET = 'docker-clair.cache';
+const MODULE_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
+
+/**
+ * The V8 code cache of the bundle, compiled as the launcher compiles it, by the runtime the executable embeds
+ * and with the flags it runs with (V8 refuses a cache made under other flags).
+ */
+async function makeCodeCache(config, hostNode, bundleFile, dir) {
+  const out = path.join(dir, CODE_CACHE_ASSET);
+  const script = 'const [src, out, params, name] = process.argv.slice(1);' +
+    'const fn = require("node:vm").compileFunction(require("node:fs").readFileSync(src, "utf8"), JSON.parse(params), ' +
+    '{ filename: name, produceCachedData: true });' +
+    'if (!fn.cachedDataProduced) throw new Error("no code cache produced");' +
+    'require("node:fs").writeFileSync(out, fn.cachedData);';
+  run(hostNode, [...config.execArgv, '-e', script, bundleFile, out, JSON.stringify(MODULE_PARAMS), BUNDLE_ASSET],
+    { what: 'code cache of the bundle' });
+  return out;
 }
 
 function stripTool(config, target) {
@@ -240,7 +267,7 @@ export async function packageTargets({ targets, force = false, log = () => {} } 
   const version = run(hostNode, ['--version'], { what: `${rel(hostNode)} --version` }).stdout.trim();
   if (version !== `v${config.node}`) throw new Error(`${rel(hostNode)} reports ${version}, expected v${config.node}`);
 
-  const bundleHash = await sha256File(bundled.outfile);
+  const bundleHash = `${await sha256File(bundled.outfile)}+${await sha256File(bundled.launcher)}`;
   const blobs = new Map();
   const results = [];
   for (const target of targets) {
@@ -249,7 +276,7 @@ export async function packageTargets({ targets, force = false, log = () => {} } 
     const getBlob = async () => {
       if (!blobs.has(codeCache)) {
         const t0 = performance.now();
-        const blob = await makeBlob(config, hostNode, bundled.outfile, codeCache);
+        const blob = await makeBlob(config, hostNode, bundled, codeCache);
         log(`blob     ${rel(blob)}  ${mb((await stat(blob)).size)}  code cache ${codeCache ? "on" : "off"}  ${(performance.now() - t0).toFixed(0)} ms`);
         blobs.set(codeCache, blob);
       }

@@ -1,5 +1,6 @@
-// Entry point of the plugin binary: the only module that touches process.*. The metadata call is
-// answered before anything heavy is loaded — the docker CLI runs it before every `docker clair …`.
+// Entry point of the plugin's bundle (run by the executable's launcher, sea-entry.ts, or by node directly): with the
+// launcher, the only module that touches process.*. The metadata call is answered before anything heavy is
+// loaded — the docker CLI runs it before every `docker clair …`.
 import { pluginMetadata } from './plugin/metadata.js';
 
 const args = process.argv.slice(2);

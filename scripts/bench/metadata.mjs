@@ -5,7 +5,7 @@ import { benchEnv, fmt, hostBinaryAndNode, measure, rel } from './common.mjs';
 export const metadata = {
   description: '`docker-clair docker-cli-plugin-metadata` (run before every docker clair call) vs `node -e 0`',
   defaults: { runs: 30, warmup: 3 },
-  goalRatio: 1.3,
+  goalRatio: 1.15,
   async run(opts) {
     const { config, binary, node } = await hostBinaryAndNode(opts.binary);
     const env = benchEnv();
