@@ -155,6 +155,15 @@ class ResponseReader implements Chunks {
   }
 
   async read(): Promise<Buffer | null> {
+    try {
+      return await this.next();
+    } catch (error) {
+      this.close(error); // a response that cannot be read on is not left open
+      throw error;
+    }
+  }
+
+  private async next(): Promise<Buffer | null> {
     const framing = this.framing;
     if (!framing) throw new Error('read before the response head');
     if (this.finished) return null;

@@ -138,10 +138,11 @@ describe('streamGet', () => {
     }
   });
 
-  it('a malformed chunk size fails the read', async () => {
+  it('a malformed chunk size fails the read and closes the connection', async () => {
     const p = await peer((s) => writeApart(s, ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', 'zz\r\nnope\r\n0\r\n\r\n']));
     try {
       await assert.rejects(body(await streamGet({ path: p.path }, '/x')), /malformed chunked response/);
+      await p.closed; // not left open: the peer sees it go
     } finally {
       p.server.close();
     }
