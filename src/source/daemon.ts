@@ -154,7 +154,7 @@ export class DockerImageSource implements ImageSource {
       const target = plainSocket(this.endpoint);
       // What dockerode's getImage(id).get() asks; over a plain socket, read into one reused buffer (stream-get.ts).
       if (target) return await streamGet(target, `/images/${id}/get`, options.signal);
-      return this.saveThroughDockerode(id, options.signal);
+      return await this.saveThroughDockerode(id, options.signal);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
       const status = (error as { statusCode?: number }).statusCode;
