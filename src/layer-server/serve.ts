@@ -1,6 +1,7 @@
 // A layer is on offer at the layer server for exactly as long as the one request to Clair that may fetch it runs
 // (v4's index POST, v1's layer POST, the preflight's probe): Clair fetches while the request is open, so the offer
 // is withdrawn as soon as the request returns, and whatever Clair did not claim is left for the caller to drain.
+import { drain } from '../save/chunks.js';
 import type { LayerBody } from '../save/layer-feed.js';
 import { ArchiveFormatError, LegacyLayerMappingError, type DockerClairError } from '../runtime/errors.js';
 import type { LayerServer, OfferOutcome } from './server.js';
@@ -44,7 +45,7 @@ export function archiveErrorOf(outcome: OfferOutcome): DockerClairError | undefi
 /** Reads what is left of a layer body: the archive's error if its bytes turn out bad, else undefined. */
 export async function archiveErrorInRest(body: LayerBody): Promise<DockerClairError | undefined> {
   try {
-    while ((await body.read()) !== null);
+    await drain(body);
     return undefined;
   } catch (error) {
     return isArchiveError(error) ? error : undefined;

@@ -71,11 +71,9 @@ export function bufferChunks(buffers: readonly Buffer[]): Chunks {
   };
 }
 
-/** Reads to the end; returns how many bytes there were. */
-export async function drainChunks(chunks: Pick<Chunks, 'read'>): Promise<number> {
-  let bytes = 0;
-  for (let chunk = await chunks.read(); chunk; chunk = await chunks.read()) bytes += chunk.length;
-  return bytes;
+/** Reads to the end and throws the bytes away. */
+export async function drain(chunks: Pick<Chunks, 'read'>): Promise<void> {
+  while ((await chunks.read()) !== null);
 }
 
 /** Reads to the end, copying: the whole content in one Buffer. */

@@ -25,8 +25,8 @@ import {
   type SaveFormat,
 } from './format.js';
 import type * as Save from './format.js';
-import type { Chunks } from './chunks.js';
-import { METADATA_LIMIT, TarEntries, drain, linkTarget, normalizeName, readSmall } from './tar.js';
+import { drain, type Chunks } from './chunks.js';
+import { METADATA_LIMIT, TarEntries, linkTarget, normalizeName, readSmall } from './tar.js';
 
 export interface ArchiveDigests {
   format: SaveFormat;
@@ -68,7 +68,7 @@ export async function hashSaveArchive(source: Chunks, options: HashSaveArchiveOp
   try {
     found = await hashEntries(entries);
   } catch (error) {
-    throw await entries.failure(error);
+    throw entries.explain(error);
   } finally {
     entries.close();
   }

@@ -54,7 +54,7 @@ export class LayerFeed {
     /** Chunks already read from the entry (copies), handed out first. */
     private readonly head: Buffer[],
     info: Omit<LayerEntry, 'body'>,
-    private readonly explain: (error: unknown) => Promise<unknown>,
+    private readonly explain: (error: unknown) => unknown,
     /** Why the digest is only a guess (a legacy top layer not confirmed yet): a mismatch is then a mapping error. */
     private readonly guess?: string,
   ) {
@@ -84,7 +84,7 @@ export class LayerFeed {
       try {
         chunk = await this.data.read();
       } catch (error) {
-        this.fail(await this.explain(error));
+        this.fail(this.explain(error));
       }
       this.check(); // failed while reading, or aborted meanwhile
       if (chunk === null) {
@@ -131,14 +131,12 @@ export class LayerFeed {
     } catch {
       // recorded in this.failure
     }
-    while (!this.ended && !this.failure) {
-      try {
-        if ((await this.pull()) === null) break;
-      } catch {
-        break;
-      }
+    try {
+      while ((await this.pull()) !== null);
+    } catch {
+      // recorded in this.failure
     }
-    if (this.failure) throw this.failure.error;
+    this.check();
   }
 
   /** The iterator is going away (early return, error): a body not yet complete fails from now on. */

@@ -31,8 +31,8 @@ import {
 import type * as Save from './format.js';
 import { LayerFeed, type LayerEntry } from './layer-feed.js';
 import { LegacyMapping } from './legacy-mapping.js';
-import type { Chunks } from './chunks.js';
-import { METADATA_LIMIT, TarEntries, drain, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
+import { drain, type Chunks } from './chunks.js';
+import { METADATA_LIMIT, TarEntries, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
 
 export interface ArchiveEnd {
   kind: 'end';
@@ -98,7 +98,7 @@ export async function* readSaveArchive(
     }
     yield save.end();
   } catch (error) {
-    throw await entries.failure(error);
+    throw entries.explain(error);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     feed?.abandon();
@@ -134,7 +134,7 @@ class SaveReader {
     const { name, size, type } = header;
     const chunks = entry.data;
     this.sawSave ||= isSaveEntry(name);
-    const explain = (error: unknown) => entries.failure(error);
+    const explain = (error: unknown) => entries.explain(error);
     const feed = (digest: string, compression: LayerCompression, head: Buffer[], guess?: string) =>
       new LayerFeed(chunks, head, { digest, size, tarName: name, compression, checked: this.verify === 'all' || guess !== undefined },
         explain, guess);

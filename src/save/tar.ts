@@ -8,7 +8,7 @@
 // a directory's size are read as tar-stream reads them.
 import { posix } from 'node:path';
 import { ArchiveFormatError, DockerClairError } from '../runtime/errors.js';
-import type { Chunks } from './chunks.js';
+import { drain, type Chunks } from './chunks.js';
 
 /** Largest entry read into memory: metadata (manifest.json, `<v1id>/json`, JSON blobs) and tar extended headers. */
 export const METADATA_LIMIT = 1024 * 1024;
@@ -242,11 +242,6 @@ export class TarEntries {
     return { header, data };
   }
 
-  /** Compatibility with callers that wait for a parser: the error to report for one met while reading. */
-  async failure(error: unknown): Promise<unknown> {
-    return this.explain(error);
-  }
-
   /** The error to report for one met while reading: the abort reason, ours, or an ArchiveFormatError. */
   explain(error: unknown): unknown {
     if (this.signal?.aborted) return this.signal.reason;
@@ -322,11 +317,6 @@ export class TarEntries {
 function streamTruncated(entry: string | undefined): ArchiveFormatError {
   return new ArchiveFormatError(`the save archive is truncated: it ends inside entry "${entry ?? '?'}"`,
     'the export was cut short: check the daemon log and the free space under its data root');
-}
-
-/** Reads the rest of an entry and throws it away. */
-export async function drain(data: Pick<Chunks, 'read'>): Promise<void> {
-  while ((await data.read()) !== null);
 }
 
 /** Reads up to `limit` bytes of an entry (the rest is drained): what metadata needs. */

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/run.js';
 import { readSaveArchive } from '../../src/save/reader.js';
-import { eachChunk, readableChunks } from '../../src/save/chunks.js';
+import { drain, readableChunks } from '../../src/save/chunks.js';
 import { LegacyLayerMappingError } from '../../src/runtime/errors.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import {
@@ -194,7 +194,7 @@ describe('Engine >= 25 and containerd-store saves through the Engine stand-in', 
     // The premise: reading it with RootFS.Layers alone fails to map its directories.
     await assert.rejects(async () => {
       for await (const event of readSaveArchive(readableChunks(createReadStream(path)), { id: imageId, diffIds })) {
-        if (event.kind === 'layer') for await (const chunk of eachChunk(event.layer.body)) void chunk;
+        if (event.kind === 'layer') await drain(event.layer.body);
       }
     }, LegacyLayerMappingError);
     await withDouble(async (clair) => withStandin({ saves: [{ path }], engineVersion: '20.10.24', apiVersion: '1.41' }, async (engine) => {
