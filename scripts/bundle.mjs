@@ -65,6 +65,13 @@ export function binaryPath(config, target) {
 }
 
 /** Files whose change should trigger a rebuild of the binary (besides the embedded runtime). */
+/**
+ * How the executable carries the bundle (scripts/package.mjs) and how its launcher (src/sea-entry.ts, which gets
+ * these at build time) finds and runs it: the SEA asset names, and the parameters of the CommonJS wrapper the
+ * bundle is compiled in, the code cache's and the launcher's alike.
+ */
+export const SEA_ASSETS = { bundle: 'docker-clair.cjs', codeCache: 'docker-clair.cache', params: ['exports', 'require', 'module', '__filename', '__dirname'] };
+
 export const SOURCE_PATHS = ['src', 'package.json', 'package-lock.json', 'pkg.config.json', 'scripts/bundle.mjs', 'scripts/package.mjs'];
 
 const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/');
@@ -169,6 +176,7 @@ export async function bundle({ config, log = () => {} } = {}) {
   // The executable's entry (src/sea-entry.ts): the metadata answer, and the loader of the bundle above.
   await build({
     ...options,
+    define: { ...options.define, DOCKER_CLAIR_SEA_ASSETS: JSON.stringify(SEA_ASSETS) },
     entryPoints: [config.launcherEntry],
     outfile: config.launcher,
     sourcemap: false,

@@ -13,7 +13,7 @@ import { chmod, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile }
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ROOT, binaryPath, bundle, loadConfig } from './bundle.mjs';
+import { ROOT, SEA_ASSETS, binaryPath, bundle, loadConfig } from './bundle.mjs';
 
 const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/') || '.';
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -122,8 +122,8 @@ async function makeBlob(config, hostNode, bundled, useCodeCache) {
   const dir = path.join(path.dirname(config.bundle), 'sea', useCodeCache ? 'code-cache' : 'no-code-cache');
   await mkdir(dir, { recursive: true });
   const blob = path.join(dir, 'sea-prep.blob');
-  const assets = { [BUNDLE_ASSET]: bundled.outfile };
-  if (useCodeCache) assets[CODE_CACHE_ASSET] = await makeCodeCache(config, hostNode, bundled.outfile, dir);
+  const assets = { [SEA_ASSETS.bundle]: bundled.outfile };
+  if (useCodeCache) assets[SEA_ASSETS.codeCache] = await makeCodeCache(config, hostNode, bundled.outfile, dir);
   const seaConfig = { main: bundled.launcher, output: blob, ...seaSettings(config, useCodeCache), assets };
   const configFile = path.join(dir, 'sea-config.json');
   await writeFile(configFile, `${JSON.stringify(seaConfig, null, 2)}\n`);
@@ -131,23 +131,18 @@ async function makeBlob(config, hostNode, bundled, useCodeCache) {
   return blob;
 }
 
-// The launcher's names for the assets and the wrapper it compiles the bundle in (src/sea-entry.ts).
-const BUNDLE_ASSET = 'docker-clair.cjs';
-const CODE_CACHE_ASSET = 'docker-clair.cache';
-const MODULE_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
-
 /**
  * The V8 code cache of the bundle, compiled as the launcher compiles it, by the runtime the executable embeds
  * and with the flags it runs with (V8 refuses a cache made under other flags).
  */
 async function makeCodeCache(config, hostNode, bundleFile, dir) {
-  const out = path.join(dir, CODE_CACHE_ASSET);
+  const out = path.join(dir, SEA_ASSETS.codeCache);
   const script = 'const [src, out, params, name] = process.argv.slice(1);' +
     'const fn = require("node:vm").compileFunction(require("node:fs").readFileSync(src, "utf8"), JSON.parse(params), ' +
     '{ filename: name, produceCachedData: true });' +
     'if (!fn.cachedDataProduced) throw new Error("no code cache produced");' +
     'require("node:fs").writeFileSync(out, fn.cachedData);';
-  run(hostNode, [...config.execArgv, '-e', script, bundleFile, out, JSON.stringify(MODULE_PARAMS), BUNDLE_ASSET],
+  run(hostNode, [...config.execArgv, '-e', script, bundleFile, out, JSON.stringify(SEA_ASSETS.params), SEA_ASSETS.bundle],
     { what: 'code cache of the bundle' });
   return out;
 }

@@ -7,10 +7,8 @@ import { getAsset } from 'node:sea';
 import { compileFunction } from 'node:vm';
 import { pluginMetadata } from './plugin/metadata.js';
 
-export const BUNDLE_ASSET = 'docker-clair.cjs';
-export const CODE_CACHE_ASSET = 'docker-clair.cache';
-/** The parameters of a CommonJS module's wrapper, as the bundle expects them. */
-export const MODULE_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
+/** The asset names and the bundle's wrapper parameters, set by scripts/bundle.mjs (SEA_ASSETS) for the build to match. */
+declare const DOCKER_CLAIR_SEA_ASSETS: { bundle: string; codeCache: string; params: string[] };
 
 if (process.argv[2] === 'docker-cli-plugin-metadata') {
   process.stdout.write(`${JSON.stringify(pluginMetadata(), null, 2)}\n`);
@@ -21,12 +19,13 @@ if (process.argv[2] === 'docker-cli-plugin-metadata') {
 function runBundle(): void {
   let cachedData: Buffer | undefined;
   try {
-    cachedData = Buffer.from(getAsset(CODE_CACHE_ASSET));
+    cachedData = Buffer.from(getAsset(DOCKER_CLAIR_SEA_ASSETS.codeCache));
   } catch {
     // An executable built for another platform carries no code cache: the bundle is compiled as it runs.
   }
-  const run = compileFunction(getAsset(BUNDLE_ASSET, 'utf8'), MODULE_PARAMS, {
-    filename: BUNDLE_ASSET,
+  const { bundle, params } = DOCKER_CLAIR_SEA_ASSETS;
+  const run = compileFunction(getAsset(bundle, 'utf8'), params, {
+    filename: bundle,
     ...(cachedData ? { cachedData } : {}),
   });
   const module = { exports: {} };
