@@ -219,16 +219,10 @@ export const minMax = (xs) => [Math.min(...xs), Math.max(...xs)];
  * ratio, peak RSS, bytes the client wrote, and the observed run's exports.
  */
 export function roundsSummary({ img, saves, scans, observed }) {
-  const saveMs = median(saves.map((s) => s.r.wallMs));
-  const coldMs = median(scans.map((s) => s.cold.wallMs));
   return {
     img,
-    saveMs,
-    saveRange: minMax(saves.map((s) => s.r.wallMs)),
-    coldMs,
-    coldRange: minMax(scans.map((s) => s.cold.wallMs)),
+    ...pairedWalls(saves, scans.map((s) => s.cold)),
     warmMs: median(scans.map((s) => s.warm.wallMs)),
-    ratio: coldMs / saveMs,
     coldRss: Math.max(...scans.map((s) => s.cold.rssKb * 1024)),
     warmRss: Math.max(...scans.map((s) => s.warm.rssKb * 1024)),
     written: Math.max(...scans.flatMap((s) => [s.cold.io.write_bytes, s.warm.io.write_bytes]),
@@ -236,6 +230,19 @@ export function roundsSummary({ img, saves, scans, observed }) {
     refSave: observed.refSave.length === 1 ? observed.refSave[0] : undefined,
     savesCold: observed.coldSaves.length,
     savesWarm: observed.warmSaves.length,
+  };
+}
+
+/** The saves' and the cold scans' wall times (medians and ranges) and the ratio of the medians. */
+export function pairedWalls(saves, colds) {
+  const saveMs = median(saves.map((s) => s.r.wallMs));
+  const coldMs = median(colds.map((r) => r.wallMs));
+  return {
+    saveMs,
+    saveRange: minMax(saves.map((s) => s.r.wallMs)),
+    coldMs,
+    coldRange: minMax(colds.map((r) => r.wallMs)),
+    ratio: coldMs / saveMs,
   };
 }
 

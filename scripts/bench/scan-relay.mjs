@@ -7,7 +7,7 @@
 // The discarding double indexes no packages, so the scan ends with exit 3 and a JSON report saying so ("Clair
 // indexed no packages in the image, so finding no vulnerabilities says nothing"): that is what is checked, with
 // the double having indexed every layer.
-import { exportF, idleOrNotLine, minMax, rangeF, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
+import { exportF, idleOrNotLine, pairedWalls, rangeF, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
 import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
 
@@ -75,16 +75,10 @@ async function coldScan(ctx, img, doubleArgs, runEnv = ctx.env) {
 }
 
 function imageSummary(img, saves, scans, throttled, observed) {
-  const saveMs = median(saves.map((s) => s.r.wallMs));
-  const coldMs = median(scans.map((s) => s.r.wallMs));
   const cpuS = median(scans.map((s) => s.r.cpuS));
   return {
     img,
-    saveMs,
-    saveRange: minMax(saves.map((s) => s.r.wallMs)),
-    coldMs,
-    coldRange: minMax(scans.map((s) => s.r.wallMs)),
-    ratio: coldMs / saveMs,
+    ...pairedWalls(saves, scans.map((s) => s.r)),
     cpuS,
     cpuPerGb: cpuS / (img.size / 1e9),
     dockerdS: median(scans.map((s) => s.cpu.dockerd ?? Number.NaN)),

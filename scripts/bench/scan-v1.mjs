@@ -2,7 +2,7 @@
 // mode (each layer reduced to the files Clair 1.x/2.x reads, held until its parent is known: one `docker save`
 // whatever the layer order). `--v1-full-layers` (whole layers under --v1-buffer, further passes) is not measured
 // here: docs/benchmarks.md keeps its earlier numbers.
-import { SCAN_GOALS, checkScan, idleLine, minMax, rangeF, runRounds, saveStep, scanContext, startDouble, withDockerProxy } from './scan-common.mjs';
+import { SCAN_GOALS, checkScan, idleLine, pairedWalls, rangeF, runRounds, saveStep, scanContext, startDouble, withDockerProxy } from './scan-common.mjs';
 import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
 
@@ -112,15 +112,10 @@ async function observedRuns(ctx, img, coldAndWarm) {
 
 /** One summary column: an image with one buffer size, over its rounds and its observed run. */
 function column(img, buf, saves, sc, o) {
-  const saveMs = median(saves.map((s) => s.r.wallMs));
-  const coldMs = median(sc.map((s) => s.cold.wallMs));
   const passes = sc.map((s) => s.coldDebug?.passes ?? NaN).concat(o.c.coldDebug?.passes ?? NaN);
   return {
-    img, buf, saveMs,
-    saveRange: minMax(saves.map((s) => s.r.wallMs)),
-    coldMs,
-    coldRange: minMax(sc.map((s) => s.cold.wallMs)),
-    ratio: coldMs / saveMs,
+    img, buf,
+    ...pairedWalls(saves, sc.map((s) => s.cold)),
     warmMs: median(sc.map((s) => s.warm.wallMs)),
     coldRss: Math.max(...sc.map((s) => s.cold.rssKb * 1024), o.c.cold.rssKb * 1024),
     warmRss: Math.max(...sc.map((s) => s.warm.rssKb * 1024), o.c.warm.rssKb * 1024),
