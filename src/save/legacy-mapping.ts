@@ -5,7 +5,7 @@
 // the layer's hash confirms (LayerFeed).
 import { ArchiveFormatError, LegacyLayerMappingError } from '../runtime/errors.js';
 import type * as Save from './format.js';
-import { LEGACY_EPOCH_CREATED, legacyV1Ids } from './legacy-ids.js';
+import { LEGACY_EPOCH_CREATED, legacyTopV1Id, legacyV1Ids } from './legacy-ids.js';
 
 export class LegacyMapping {
   /** The computed directories (all but the top layer) → layer index. */
@@ -31,6 +31,19 @@ export class LegacyMapping {
   /** The parent the top layer's json must name. */
   private get topParent(): string | undefined {
     return this.diffIds.length >= 2 ? this.computed[this.diffIds.length - 2] : undefined;
+  }
+
+  /** Whether `dir` is one of the computed directories below the top. */
+  computes(dir: string): boolean {
+    return this.byDir.has(dir);
+  }
+
+  /** `<dir>/json` was read and the directory is known to be another image's. */
+  foreignDir(dir: string, v1: Save.V1Json): void {
+    const parent = typeof v1?.parent === 'string' && v1.parent !== '' ? v1.parent : undefined;
+    this.seen.set(dir, { parent, topForm: v1?.config !== undefined && v1?.config !== null });
+    if (this.top?.dir === dir) this.top = undefined;
+    this.foreign.add(dir);
   }
 
   /** The layer index of a directory, if known. */
@@ -110,5 +123,75 @@ export class LegacyMapping {
       return { digest: this.diffIds[this.diffIds.length - 1] as string, guess };
     }
     throw this.unknown(dir, this.seen.get(dir)?.parent);
+  }
+}
+
+/**
+ * The directories of several images saved together (`docker save a b c`): shared layers are saved once, under the
+ * v1 ID every image computes alike. Each directory's json is given to the mapping of the image it belongs to and
+ * marked foreign in the others: a computed directory belongs to the images that compute it, a top directory to
+ * the image whose exact top v1 ID it is (legacyTopV1Id). A directory neither explains (a daemon in another time
+ * zone, a json marshalled otherwise) is judged by every mapping, and one of them must claim it.
+ */
+export class LegacyMappings {
+  private readonly mappings: LegacyMapping[];
+
+  constructor(private readonly images: readonly (readonly string[])[]) {
+    this.mappings = images.map((diffIds) => new LegacyMapping(diffIds));
+  }
+
+  /** The layer index of a directory in image `image` (an index into the constructor's list), if known. */
+  indexOf(image: number, dir: string): number | undefined {
+    return this.mappings[image]?.indexOf(dir);
+  }
+
+  json(dir: string, v1: Save.V1Json, text: string): void {
+    const [only] = this.mappings;
+    if (only && this.mappings.length === 1) return only.json(dir, v1);
+    let owners = this.mappings.filter((m) => m.computes(dir));
+    if (owners.length === 0 && typeof v1 === 'object' && v1 !== null && v1.config !== undefined && v1.config !== null) {
+      const top = this.images.findIndex((diffIds) => legacyTopV1Id(text, diffIds) === dir);
+      if (top >= 0) owners = [this.mappings[top] as LegacyMapping];
+    }
+    if (owners.length > 0) {
+      for (const m of this.mappings) {
+        if (owners.includes(m)) m.json(dir, v1);
+        else m.foreignDir(dir, v1);
+      }
+      return;
+    }
+    let claimed = false;
+    let first: unknown;
+    for (const m of this.mappings) {
+      try {
+        m.json(dir, v1);
+        claimed = true;
+      } catch (error) {
+        if (!(error instanceof LegacyLayerMappingError)) throw error;
+        first ??= error;
+      }
+    }
+    if (!claimed) throw first;
+  }
+
+  /** As LegacyMapping.digestOf, over the images: a certain digest before a guess; undefined if no image has it. */
+  digestOf(dir: string): { digest: string; guess?: string } | undefined {
+    const [only] = this.mappings;
+    if (only && this.mappings.length === 1) return only.digestOf(dir);
+    let guess: { digest: string; guess?: string } | undefined;
+    let foreign = false;
+    let first: unknown;
+    for (const m of this.mappings) {
+      try {
+        const mapped = m.digestOf(dir);
+        if (mapped === undefined) foreign = true;
+        else if (mapped.guess === undefined) return mapped;
+        else guess ??= mapped;
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (guess || foreign) return guess;
+    throw first;
   }
 }

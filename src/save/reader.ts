@@ -30,7 +30,7 @@ import {
 } from './format.js';
 import type * as Save from './format.js';
 import { LayerFeed, type LayerEntry } from './layer-feed.js';
-import { LegacyMapping } from './legacy-mapping.js';
+import { LegacyMappings } from './legacy-mapping.js';
 import { drain, type Chunks } from './chunks.js';
 import { METADATA_LIMIT, TarEntries, normalizeName, readHead, readSmall, type TarEntry } from './tar.js';
 
@@ -81,9 +81,21 @@ export async function* readSaveArchive(
   image: SaveImage,
   options: ReadSaveArchiveOptions = {},
 ): AsyncGenerator<ArchiveEvent, void, undefined> {
+  yield* readSaveArchiveOf(source, [image], options);
+}
+
+/**
+ * readSaveArchive for an export of several images (`GET /images/get?names=…`): each layer entry once, shared
+ * layers included, then one `end` event per image, in the order of `images`.
+ */
+export async function* readSaveArchiveOf(
+  source: Chunks,
+  images: readonly SaveImage[],
+  options: ReadSaveArchiveOptions = {},
+): AsyncGenerator<ArchiveEvent, void, undefined> {
   const { signal } = options;
   const entries = new TarEntries(source, signal);
-  const save = new SaveReader(image, options.digests, options.verify ?? 'all');
+  const save = new SaveReader(images, options.digests, options.verify ?? 'all');
   let feed: LayerFeed | undefined;
   const onAbort = () => feed?.fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -96,7 +108,7 @@ export async function* readSaveArchive(
       save.delivered(feed.layer);
       feed = undefined;
     }
-    yield save.end();
+    for (let i = 0; i < images.length; i++) yield save.end(i);
   } catch (error) {
     throw entries.explain(error);
   } finally {
@@ -111,7 +123,7 @@ export async function* readSaveArchive(
 
 class SaveReader {
   private readonly diffIds: ReadonlySet<string>;
-  private readonly legacy: LegacyMapping;
+  private readonly legacy: LegacyMappings;
   private manifest: Save.Manifest | undefined;
   private readonly retained = new Map<string, unknown>();
   private retainedBytes = 0;
@@ -120,12 +132,12 @@ class SaveReader {
   private sawSave = false;
 
   constructor(
-    private readonly image: SaveImage,
+    private readonly images: readonly SaveImage[],
     private readonly known: ReadonlyMap<string, string> = new Map(),
     private readonly verify: 'all' | 'guesses' = 'all',
   ) {
-    this.diffIds = new Set(image.diffIds);
-    this.legacy = new LegacyMapping(image.diffIds);
+    this.diffIds = new Set(images.flatMap((image) => image.diffIds));
+    this.legacy = new LegacyMappings(images.map((image) => image.diffIds));
   }
 
   /** Reads or drains one entry; a layer comes back as a feed whose body the caller hands out. */
@@ -151,7 +163,7 @@ class SaveReader {
       if (mapped !== undefined) return feed(mapped.digest, 'none', [], mapped.guess);
     } else if ((m = LEGACY_JSON.exec(name))) {
       const text = await readSmall(chunks, size);
-      if (text && !this.known.size) this.legacy.json(m[1] as string, parseJson(text, name) as Save.V1Json);
+      if (text && !this.known.size) this.legacy.json(m[1] as string, parseJson(text, name) as Save.V1Json, text.toString('utf8'));
       return undefined;
     } else if (name === 'manifest.json') {
       this.manifest = parseManifest(await readSmall(chunks, size));
@@ -181,10 +193,12 @@ class SaveReader {
     this.deliveredLayers.set(layer.digest, layer.compression);
   }
 
-  end(): ArchiveEnd {
+  /** The end of image `n` (an index into the constructor's list). */
+  end(n: number): ArchiveEnd {
     if (!this.manifest) throw noManifestError(this.sawSave);
-    const item = selectManifestItem(this.manifest, this.image.id, this.retained);
-    const diffIds = this.image.diffIds;
+    const image = this.images[n] as SaveImage;
+    const item = selectManifestItem(this.manifest, image.id, this.retained);
+    const diffIds = image.diffIds;
     if (diffIds.length > 0 && item.Layers.length !== diffIds.length) {
       throw new ArchiveFormatError(
         `manifest.json lists ${item.Layers.length} layers for the image, its RootFS has ${diffIds.length}`,
@@ -196,7 +210,7 @@ class SaveReader {
       let digest: string | undefined;
       if (legacy) {
         const dir = LEGACY_LAYER.exec(name)?.[1];
-        const index = dir === undefined ? undefined : this.legacy.indexOf(dir);
+        const index = dir === undefined ? undefined : this.legacy.indexOf(n, dir);
         digest = this.known.get(name) ?? (index === undefined ? diffIds[i] : diffIds[index]);
       } else {
         digest = blobDigest(name);
