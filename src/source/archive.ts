@@ -55,3 +55,13 @@ export interface ImageArchive {
    */
   finishUnread?(signal: AbortSignal): Promise<void>;
 }
+
+/**
+ * Several images of one source read in one pass (the daemon's `docker save a b c`): each layer entry once, shared
+ * layers included, then one `end` event per archive, in the order of `archives`. A pass that fails with a
+ * LegacyLayerMappingError is not remapped: the images are read one by one instead (ImageArchive.remap).
+ */
+export interface ArchiveGroup {
+  readonly archives: readonly ImageArchive[];
+  read(signal: AbortSignal, options?: ReadOptions): Promise<ArchiveEvents>;
+}

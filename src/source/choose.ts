@@ -9,7 +9,7 @@ import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from './archive.js';
+import type { ArchiveGroup, ImageArchive } from './archive.js';
 import type { SourceSettings } from './settings.js';
 import { DaemonImageArchive, DockerImageSource, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
@@ -33,6 +33,8 @@ export interface ChosenSource {
   targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
   /** Passes over the archives so far (`docker save` calls, or reads of the input). */
   passes: () => number;
+  /** Opened images read together in one pass, when the source can (a daemon: one `docker save` of them all). */
+  group?: (archives: readonly ImageArchive[]) => ArchiveGroup | undefined;
   /** The daemon's answer to "which gateway reaches a container publishing this port" (Clair in Docker). */
   publishedPortGateway?: (port: number) => Promise<string | undefined>;
 }
@@ -68,6 +70,7 @@ async function daemonImages(settings: SourceContext, signal: AbortSignal): Promi
       },
     })),
     passes: () => from.saveCount,
+    group: (archives) => DaemonImageArchive.group(archives),
     ...(from.publishedPortGateway ? { publishedPortGateway: (port: number) => from.publishedPortGateway!(port) } : {}),
   };
 }

@@ -18,8 +18,8 @@ import { daemonMessage } from '../docker/daemon-message.js';
 import type { Endpoint } from '../docker/endpoint.js';
 import { streamGet, type SocketTarget } from '../docker/stream-get.js';
 import { hashSaveArchive } from '../save/hash-pass.js';
-import { readSaveArchive } from '../save/reader.js';
-import type { ArchiveEvents, ImageArchive, ReadOptions } from './archive.js';
+import { readSaveArchive, readSaveArchiveOf, type ArchiveEvent } from '../save/reader.js';
+import type { ArchiveEvents, ArchiveGroup, ImageArchive, ReadOptions } from './archive.js';
 import { layerSteps, type HistoryEntry } from './build-steps.js';
 
 export interface DaemonInfo {
@@ -46,8 +46,11 @@ export interface ImageInfo {
 export interface ImageSource {
   connect(options?: { signal?: AbortSignal }): Promise<DaemonInfo>;
   inspect(ref: string): Promise<ImageInfo>;
-  /** The `docker save` tar stream of one image; aborting the signal closes it (the daemon stops exporting). */
-  save(id: string, options?: { signal?: AbortSignal }): Promise<Chunks>;
+  /**
+   * The `docker save` tar stream of one image, or of several in one archive (shared layers once); aborting the
+   * signal closes it (the daemon stops exporting).
+   */
+  save(id: string | readonly string[], options?: { signal?: AbortSignal }): Promise<Chunks>;
   /** How many exports this source has started (benchmarks and tests assert on it). */
   readonly saveCount: number;
   /**
@@ -147,23 +150,27 @@ export class DockerImageSource implements ImageSource {
     };
   }
 
-  async save(id: string, options: { signal?: AbortSignal } = {}): Promise<Chunks> {
+  async save(id: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<Chunks> {
     options.signal?.throwIfAborted();
     this.saveCount++;
+    const ids = typeof id === 'string' ? [id] : id;
+    const what = ids.join(', ');
     try {
       const target = plainSocket(this.endpoint);
-      // What dockerode's getImage(id).get() asks; over a plain socket, read into one reused buffer (stream-get.ts).
-      if (target) return await streamGet(target, `/images/${id}/get`, options.signal);
-      return await this.saveThroughDockerode(id, options.signal);
+      // What dockerode's getImage(id).get() and getImages({ names }) ask; over a plain socket, read into one
+      // reused buffer (stream-get.ts).
+      const path = ids.length === 1 ? `/images/${ids[0]}/get` : `/images/get?${ids.map((i) => `names=${encodeURIComponent(i)}`).join('&')}`;
+      if (target) return await streamGet(target, path, options.signal);
+      return await this.saveThroughDockerode(ids, options.signal);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
       const status = (error as { statusCode?: number }).statusCode;
       if (status === 404) {
-        throw new ImageNotFoundError(`image ${id} disappeared from the Docker daemon at ${this.endpoint.host} before it could be exported`,
+        throw new ImageNotFoundError(`image ${what} disappeared from the Docker daemon at ${this.endpoint.host} before it could be exported`,
           'do not remove or retag the image while it is being scanned', { cause: error });
       }
       if (status !== undefined) {
-        throw new DaemonError(`the Docker daemon at ${this.endpoint.host} failed to export ${id}: ${daemonMessage(error)}`,
+        throw new DaemonError(`the Docker daemon at ${this.endpoint.host} failed to export ${what}: ${daemonMessage(error)}`,
           'the daemon stages exports on its own disk: check free space under its data root', { cause: error });
       }
       throw this.unreachable(error, false);
@@ -171,9 +178,12 @@ export class DockerImageSource implements ImageSource {
   }
 
   /** TLS and ssh: dockerode's response stream. */
-  private async saveThroughDockerode(id: string, signal: AbortSignal | undefined): Promise<Chunks> {
+  private async saveThroughDockerode(ids: readonly string[], signal: AbortSignal | undefined): Promise<Chunks> {
     // dockerode's get() takes no signal: the response is destroyed on abort instead.
-    const stream = (await this.docker.getImage(id).get()) as unknown as Readable;
+    const stream = (ids.length === 1
+      ? await this.docker.getImage(ids[0] as string).get()
+      // getImages (GET /images/get?names=…) is in dockerode, not in its type declarations.
+      : await (this.docker as unknown as { getImages(opts: { names: string[] }): Promise<unknown> }).getImages({ names: [...ids] })) as unknown as Readable;
     if (signal) {
       const onAbort = () => stream.destroy(signal.reason as Error);
       if (signal.aborted) onAbort();
@@ -276,18 +286,29 @@ export class DaemonImageArchive implements ImageArchive {
   async read(signal: AbortSignal, options: ReadOptions = {}): Promise<ArchiveEvents> {
     this.saves++;
     const stream = await this.source.save(this.image.id, { signal });
-    return this.explainIncomplete(readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
+    return explainIncomplete(this.source, this.image.ref, readSaveArchive(stream, { id: this.image.id, diffIds: this.image.diffIds },
       { signal, ...options, ...(this.digests ? { digests: this.digests } : {}) }));
   }
 
-  /** An export lacking what its own manifest lists is the daemon's doing: say so, and which engine it was. */
-  private async *explainIncomplete(events: ArchiveEvents): ArchiveEvents {
-    try {
-      yield* events;
-    } catch (error) {
-      if (!(error instanceof IncompleteArchiveError)) throw error;
-      throw incompleteExportError(this.image.ref, error, await this.source.describeEngine?.());
-    }
+  /**
+   * The images of one daemon exported together: one `docker save` of all of them (`GET /images/get?names=…`),
+   * shared layers once. Undefined when they are not all from one source, or one needed a hash pass (remap).
+   */
+  static group(archives: readonly ImageArchive[]): ArchiveGroup | undefined {
+    const daemon = archives.filter((a): a is DaemonImageArchive => a instanceof DaemonImageArchive);
+    const source = daemon[0]?.source;
+    if (!source || daemon.length !== archives.length || daemon.some((a) => a.source !== source || a.digests)) return undefined;
+    // One image under two names is exported and ended once.
+    const images = [...new Map(daemon.map((a) => [a.image.id, a.image])).values()];
+    return {
+      archives,
+      async read(signal, options = {}) {
+        for (const archive of daemon) archive.saves++;
+        const stream = await source.save(images.map((image) => image.id), { signal });
+        const ends = readSaveArchiveOf(stream, images.map(({ id, diffIds }) => ({ id, diffIds })), { signal, ...options });
+        return explainIncomplete(source, images.map((image) => image.ref).join(', '), byArchive(ends, images.map((i) => i.id), daemon.map((a) => a.image.id)));
+      },
+    };
   }
 
   async remap(error: LegacyLayerMappingError, signal: AbortSignal): Promise<void> {
@@ -307,6 +328,29 @@ export class DaemonImageArchive implements ImageArchive {
   describePasses(): string {
     const what = `${this.saves} docker save pass${this.saves === 1 ? '' : 'es'}`;
     return this.notes.length ? `${what}: ${this.notes.join('; ')}; pass ${this.saves} served the layers` : what;
+  }
+}
+
+/** An export lacking what its own manifest lists is the daemon's doing: say so, and which engine it was. */
+async function* explainIncomplete(source: ImageSource, ref: string, events: ArchiveEvents): ArchiveEvents {
+  try {
+    yield* events;
+  } catch (error) {
+    if (!(error instanceof IncompleteArchiveError)) throw error;
+    throw incompleteExportError(ref, error, await source.describeEngine?.());
+  }
+}
+
+/** The events of an export of `exported` (distinct IDs), with one `end` per entry of `wanted` (IDs, repeats allowed). */
+async function* byArchive(events: ArchiveEvents, exported: readonly string[], wanted: readonly string[]): ArchiveEvents {
+  const ends = new Map<string, ArchiveEvent & { kind: 'end' }>();
+  for await (const event of events) {
+    if (event.kind === 'layer') yield event;
+    else ends.set(exported[ends.size] as string, event);
+  }
+  for (const id of wanted) {
+    const end = ends.get(id);
+    if (end) yield end;
   }
 }
 
