@@ -5,7 +5,7 @@ import type { ImageScan } from '../findings/model.js';
 import type { LayerBinding } from '../layer-server/advertise.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
-import type { ImageArchive } from '../source/archive.js';
+import type { ArchiveGroup, ImageArchive } from '../source/archive.js';
 import type { PskAuth } from './auth.js';
 import type { ClairApi } from './detect.js';
 import { ClairV1Client } from './v1/client.js';
@@ -28,9 +28,14 @@ export interface EngineResult {
   bytesSent: number;
 }
 
+/** What a source can read of several images at once (ChosenSource.group). */
+export type GroupRead = (archives: readonly ImageArchive[]) => ArchiveGroup | undefined;
+
 export interface ClairEngine {
   readonly api: ClairApi;
   scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult>;
+  /** Several images, those Clair lacks read together where `together` allows; results in the order given. */
+  scanAll?(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun): Promise<PromiseSettledResult<EngineResult>[]>;
 }
 
 export interface EngineSettings {
@@ -66,12 +71,22 @@ export async function createClairEngine(api: ClairApi, settings: EngineSettings)
 
 /** The image's build steps come with its archive (the daemon's history, when it tells them): the scan carries them. */
 function withBuildSteps(engine: ClairEngine): ClairEngine {
+  const withSteps = (archive: ImageArchive, result: EngineResult) => {
+    if (archive.buildSteps) result.scan.layers = [...archive.buildSteps];
+    return result;
+  };
+  const scanAll = engine.scanAll?.bind(engine);
   return {
     api: engine.api,
     async scan(archive, run) {
-      const result = await engine.scan(archive, run);
-      if (archive.buildSteps) result.scan.layers = [...archive.buildSteps];
-      return result;
+      return withSteps(archive, await engine.scan(archive, run));
     },
+    ...(scanAll ? {
+      async scanAll(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun) {
+        const results = await scanAll(archives, together, run);
+        results.forEach((r, i) => r.status === 'fulfilled' && withSteps(archives[i] as ImageArchive, r.value));
+        return results;
+      },
+    } : {}),
   };
 }

@@ -24,7 +24,8 @@ import type { Logger } from '../runtime/log.js';
 import { lineProgress, silentProgress } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
 import { resolveClairApi } from '../clair/detect.js';
-import { createClairEngine } from '../clair/engine.js';
+import { createClairEngine, type EngineResult } from '../clair/engine.js';
+import type { ImageArchive } from '../source/archive.js';
 import { loadRunPolicy } from '../policy/load.js';
 import type { ScanSettings } from './settings.js';
 import type { ManagedClairEndpoint } from '../managed-clair/endpoint.js';
@@ -111,26 +112,58 @@ async function scanAll(
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;
 
+  const run = { log, progress, signal };
   const outcomes: ImageOutcome[] = [];
-  for (const { ref, open } of images.targets) {
-    try {
-      const archive = await open(progress);
-      const result = await engine.scan(archive, { log, progress, signal });
-      if (stats) {
-        stats.layersSent += result.layersSent;
-        stats.bytesSent += result.bytesSent;
+  const scanned = (result: EngineResult) => {
+    if (stats) {
+      stats.layersSent += result.layersSent;
+      stats.bytesSent += result.bytesSent;
+    }
+    const { suppressed, ...verdict } = evaluateScan(result.scan, { failOn: options.failOn, filters: policy.filters });
+    outcomes.push({ kind: 'scanned', scan: result.scan, verdict, suppressed });
+  };
+  const failed = (ref: string, error: unknown) => {
+    if (signal.aborted || !(error instanceof DockerClairError)) throw error;
+    // A lone image's error is the run's error. With several, one failing does not stop the others:
+    // it is reported, kept in the report, and ranks first in the exit code.
+    if (images.targets.length === 1) throw error;
+    log.warn(`${ref}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`);
+    outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
+  };
+
+  if (engine.scanAll && images.group && images.targets.length > 1) {
+    // Several images from a daemon: all inspected first, so the ones Clair lacks are exported together, once.
+    const opened: ({ ref: string; archive: ImageArchive } | { ref: string; error: unknown })[] = [];
+    for (const { ref, open } of images.targets) {
+      try {
+        opened.push({ ref, archive: await open(progress) });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        opened.push({ ref, error });
       }
-      const { suppressed, ...verdict } = evaluateScan(result.scan, { failOn: options.failOn, filters: policy.filters });
-      outcomes.push({ kind: 'scanned', scan: result.scan, verdict, suppressed });
-    } catch (error) {
-      if (signal.aborted || !(error instanceof DockerClairError)) throw error;
-      // A lone image's error is the run's error. With several, one failing does not stop the others:
-      // it is reported, kept in the report, and ranks first in the exit code.
-      if (images.targets.length === 1) throw error;
-      log.warn(`${ref}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`);
-      outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
-    } finally {
-      if (stats) stats.saves = images.passes();
+    }
+    const archives = opened.flatMap((o) => ('archive' in o ? [o.archive] : []));
+    const results = await engine.scanAll(archives, images.group, run);
+    if (stats) stats.saves = images.passes();
+    let next = 0;
+    for (const o of opened) {
+      if (!('archive' in o)) {
+        failed(o.ref, o.error);
+        continue;
+      }
+      const result = results[next++] as PromiseSettledResult<EngineResult>;
+      if (result.status === 'fulfilled') scanned(result.value);
+      else failed(o.ref, result.reason);
+    }
+  } else {
+    for (const { ref, open } of images.targets) {
+      try {
+        scanned(await engine.scan(await open(progress), run));
+      } catch (error) {
+        failed(ref, error);
+      } finally {
+        if (stats) stats.saves = images.passes();
+      }
     }
   }
 

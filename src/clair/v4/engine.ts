@@ -5,15 +5,15 @@
 // save whose layers the diffIDs cannot map costs a hash pass and another read). A stream of blobs tells the
 // image's identity only at its end, so Clair is asked about the image first only when it is known.
 import type { ClairV4Client } from './client.js';
-import { indexFromSaveStream } from './index-layers.js';
+import { indexFromSaveStream, indexGroupFromSaveStream, type StreamIndexed } from './index-layers.js';
 import { toImageScan } from './normalise.js';
 import { staleDataWarning } from './update-age.js';
 import type * as V4 from './wire.js';
 import type { ImageScan, TrustSignal } from '../../findings/model.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
-import { ClairProtocolError } from '../../runtime/errors.js';
+import { ClairProtocolError, LegacyLayerMappingError } from '../../runtime/errors.js';
 import type { ImageArchive } from '../../source/archive.js';
-import type { ClairEngine, EngineResult, EngineRun } from '../engine.js';
+import type { ClairEngine, EngineResult, EngineRun, GroupRead } from '../engine.js';
 
 export interface V4EngineSettings {
   clair: ClairV4Client;
@@ -30,19 +30,73 @@ export class ClairV4Engine implements ClairEngine {
   constructor(private readonly settings: V4EngineSettings) {}
 
   async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
+    return this.complete(archive, run, await this.alreadyIndexed(archive, run) ? 'indexed' : undefined);
+  }
+
+  /**
+   * Several images: Clair is asked about each first, and those it lacks are indexed from one read when `together`
+   * groups them (one `docker save` of them all, shared layers once), else one by one.
+   */
+  async scanAll(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun): Promise<PromiseSettledResult<EngineResult>[]> {
+    const results: PromiseSettledResult<EngineResult>[] = [];
+    const known: (StreamIndexed | 'indexed' | undefined)[] = [];
+    const failed = new Map<number, unknown>();
+    for (const [i, archive] of archives.entries()) {
+      try {
+        known[i] = await this.alreadyIndexed(archive, run) ? 'indexed' : undefined;
+      } catch (error) {
+        if (run.signal.aborted) throw error;
+        failed.set(i, error);
+      }
+    }
+    const cold = [...archives.keys()].filter((i) => !failed.has(i) && known[i] === undefined);
+    const group = cold.length >= 2 ? together(cold.map((i) => archives[i] as ImageArchive)) : undefined;
+    if (group) {
+      run.log.debug(`exporting ${cold.length} images in one docker save: ${group.archives.map((a) => a.ref).join(', ')}`);
+      try {
+        const indexed = await indexGroupFromSaveStream({ clair: this.settings.clair, binding: this.settings.binding, ...run }, group);
+        cold.forEach((i, k) => (known[i] = indexed[k]));
+      } catch (error) {
+        if (run.signal.aborted) throw error;
+        // A legacy save whose layers the diffIDs cannot name: each image is read on its own, with a hash pass.
+        if (!(error instanceof LegacyLayerMappingError)) for (const i of cold) failed.set(i, error);
+        else run.log.debug(`${error.message}: reading the images one by one`);
+      }
+    }
+    for (const [i, archive] of archives.entries()) {
+      if (failed.has(i)) {
+        results.push({ status: 'rejected', reason: failed.get(i) });
+        continue;
+      }
+      try {
+        results.push({ status: 'fulfilled', value: await this.complete(archive, run, known[i]) });
+      } catch (error) {
+        if (run.signal.aborted) throw error;
+        results.push({ status: 'rejected', reason: error });
+      }
+    }
+    return results;
+  }
+
+  private async alreadyIndexed(archive: ImageArchive, run: EngineRun): Promise<boolean> {
+    if (archive.id === undefined) return false;
+    return (await this.settings.clair.getIndexReport(archive.id, run.signal))?.state === 'IndexFinished';
+  }
+
+  /** An image Clair had ('indexed'), indexed with others (its result), or to index now (undefined); then its report. */
+  private async complete(archive: ImageArchive, run: EngineRun, known: StreamIndexed | 'indexed' | undefined): Promise<EngineResult> {
     const { clair, binding } = this.settings;
     const { signal, log } = run;
     let id = archive.id;
-    const existing = id === undefined ? undefined : await clair.getIndexReport(id, signal);
     let exported = false;
     let sent = { layersSent: 0, bytesSent: 0 };
-    if (id !== undefined && existing?.state === 'IndexFinished') {
+    if (known === 'indexed' && id !== undefined) {
       log.debug(`Clair already indexed ${id}: no export`);
       run.progress({ stage: 'cached', image: archive.ref });
       await archive.finishUnread?.(signal);
     } else {
       exported = true;
-      const indexed = await indexFromSaveStream({ archive, clair, binding, ...run });
+      const indexed = known !== undefined && known !== 'indexed' ? known : await indexFromSaveStream({ archive, clair, binding, ...run });
       ({ id } = indexed);
       sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
     }

@@ -6,7 +6,9 @@
 // layer is piped straight from the stream), and then the real manifest is indexed: every layer is known
 // to Clair by then, so it fetches nothing. Any layer order, any layer count, any set of layers Clair
 // already knows: one pass, one layer in flight, nothing buffered. The helper manifests are deleted once
-// the real one is indexed (claircore keeps layers that a remaining manifest references).
+// the real one is indexed (claircore keeps layers that a remaining manifest references). Several images exported
+// together are indexed the same way: every layer once as it streams by, shared ones included, then each image's
+// manifest.
 //
 // Progress counts layers "K/N" by their position in the image when the digest is known up front (diffIDs
 // for legacy and OCI saves, every layer of an --input file), in stream order otherwise (containerd blobs).
@@ -21,7 +23,7 @@ import type { ArchiveEnd } from '../../save/reader.js';
 import { ArchiveFormatError, ClairIndexError, LegacyLayerMappingError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/log.js';
 import type { ProgressSink } from '../../runtime/progress.js';
-import type { ImageArchive } from '../../source/archive.js';
+import type { ArchiveEvents, ArchiveGroup, ImageArchive, ReadOptions } from '../../source/archive.js';
 import { preflightLayerServer } from './preflight.js';
 
 export interface StreamIndexing {
@@ -47,29 +49,54 @@ export function helperManifestHash(layer: string): string {
 
 /** Reads the archive (twice when legacy layers need a hash pass), indexes its layers, then the image's manifest. */
 export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIndexed> {
-  const { archive, clair, signal, log, binding } = ctx;
-  const server = await LayerServer.start({ ...binding, signal });
-  log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
-  const helpers: string[] = [];
-  let id: string;
-  let probe = { layers: 0, bytes: 0 };
-  try {
-    // Before the export: a Clair that cannot reach us is told in one message, not after minutes of staging.
-    const preflight = await preflightLayerServer(server, clair, log, signal);
-    probe = { layers: server.stats.layersServed, bytes: preflight.bytes };
-    ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
-    let end: ArchiveEnd;
+  const { archive, signal, log } = ctx;
+  const pass: Pass = { archives: [archive], read: (options) => archive.read(signal, options) };
+  const [indexed] = await withLayerServer(ctx, async (server, helpers) => {
     try {
-      end = await indexLayers(ctx, server, helpers);
+      return await indexPass(ctx, server, helpers, pass);
     } catch (error) {
       if (!(error instanceof LegacyLayerMappingError) || signal.aborted) throw error;
       // The layers indexed so far stay known to Clair: the next pass sends only the others.
       log.debug(`${archive.ref}: ${error.message}: mapping the legacy layers with a hash pass`);
       await archive.remap(error, signal);
-      end = await indexLayers(ctx, server, helpers);
+      return await indexPass(ctx, server, helpers, pass);
     }
-    ({ id } = archive.identify(end));
-    await indexImageManifest(ctx, server, id, end.layers);
+  });
+  return indexed as StreamIndexed;
+}
+
+/**
+ * Several images from one pass (ArchiveGroup): every layer once, shared layers included, then each image's
+ * manifest. The layers sent are counted on the first image's result. A LegacyLayerMappingError is thrown as it
+ * is: the caller reads the images one by one (the layers indexed so far stay known to Clair).
+ */
+export async function indexGroupFromSaveStream(ctx: Omit<StreamIndexing, 'archive'>, group: ArchiveGroup): Promise<StreamIndexed[]> {
+  const [first] = group.archives;
+  if (!first) return [];
+  const pass: Pass = { archives: group.archives, read: (options) => group.read(ctx.signal, options) };
+  return withLayerServer({ ...ctx, archive: first }, (server, helpers) => indexPass({ ...ctx, archive: first }, server, helpers, pass));
+}
+
+/** One read of one image, or of several together. */
+interface Pass {
+  archives: readonly ImageArchive[];
+  read(options: ReadOptions): Promise<ArchiveEvents>;
+}
+
+/** A layer server for the length of `work`, checked first; the one-layer manifests deleted after. */
+async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, helpers: string[]) => Promise<StreamIndexed[]>): Promise<StreamIndexed[]> {
+  const { clair, signal, log, binding } = ctx;
+  const server = await LayerServer.start({ ...binding, signal });
+  log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
+  const helpers: string[] = [];
+  let indexed: StreamIndexed[];
+  try {
+    // Before the export: a Clair that cannot reach us is told in one message, not after minutes of staging.
+    const preflight = await preflightLayerServer(server, clair, log, signal);
+    const probe = { layers: server.stats.layersServed, bytes: preflight.bytes };
+    indexed = await work(server, helpers);
+    const [first] = indexed;
+    if (first) Object.assign(first, { layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes });
   } finally {
     await server.close();
   }
@@ -78,7 +105,23 @@ export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIn
     (deleted) => log.debug(`deleted ${deleted.length} one-layer manifest(s) from Clair`),
     (error: unknown) => log.debug(`could not delete the one-layer manifests: ${(error as Error).message}`),
   );
-  return { id, layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes };
+  return indexed;
+}
+
+/** One pass: the layers as they stream by, then each image's manifest (Clair has every layer by then). */
+async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<StreamIndexed[]> {
+  for (const archive of pass.archives) {
+    ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
+  }
+  const ends = await indexLayers(ctx, server, helpers, pass);
+  const indexed: StreamIndexed[] = [];
+  for (const [i, archive] of pass.archives.entries()) {
+    const end = ends[i] as ArchiveEnd;
+    const { id } = archive.identify(end);
+    await indexImageManifest({ ...ctx, archive }, server, id, end.layers);
+    indexed.push({ id, layersSent: 0, bytesSent: 0 });
+  }
+  return indexed;
 }
 
 /** The real manifest, once every layer is known to Clair: nothing is fetched for it. */
@@ -97,25 +140,27 @@ async function indexImageManifest(ctx: StreamIndexing, server: LayerServer, id: 
   if (server.stats.requests !== before) ctx.log.debug(`Clair made ${server.stats.requests - before} layer request(s) for the image manifest`);
 }
 
-/** One pass over the archive: each of the image's layers indexed as a one-layer manifest as it streams by. */
-async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: string[]): Promise<ArchiveEnd> {
-  const { archive, signal } = ctx;
-  let end: ArchiveEnd | undefined;
+/** One read: each layer of the images indexed as a one-layer manifest as it streams by; the ends, in image order. */
+async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<ArchiveEnd[]> {
+  const { signal } = ctx;
+  const ends: ArchiveEnd[] = [];
   let streamed = 0;
-  const total = archive.order.length > 0 ? archive.order.length : undefined;
   // Clair hashes every layer it fetches and fails the index on a mismatch (quay/claircore libindex/fetcher.go), so
   // the archive hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
-  for await (const event of await archive.read(signal, { verify: 'guesses' })) {
+  for await (const event of await pass.read({ verify: 'guesses' })) {
     if (event.kind === 'end') {
-      end = event;
+      ends.push(event);
       continue;
     }
     const { digest } = event.layer;
-    // Another image's layer (a multi-image archive): left to the archive, which drains it.
-    if (archive.layers && !archive.layers.includes(digest)) continue;
+    // A layer of none of the images (a multi-image archive): left to the archive, which drains it.
+    if (!pass.archives.some((a) => !a.layers || a.layers.includes(digest))) continue;
+    // Progress names the first image that has the layer (in stream order when no image's order names it).
+    const archive = pass.archives.find((a) => a.order.includes(digest)) ?? pass.archives[0] as ImageArchive;
     // "layer K/N" in image order where the digest is known up front; containerd blobs count in stream order.
     const position = archive.order.indexOf(digest);
     const index = position >= 0 ? position : streamed;
+    const total = archive.order.length > 0 ? archive.order.length : undefined;
     streamed++;
     const outcome = await indexLayer(ctx, server, event.layer, helpers);
     ctx.progress({
@@ -123,8 +168,8 @@ async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: st
       fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
     });
   }
-  if (!end) throw new ArchiveFormatError('the save stream ended without its manifest');
-  return end;
+  if (ends.length !== pass.archives.length) throw new ArchiveFormatError('the save stream ended without its manifest');
+  return ends;
 }
 
 /** One layer as a one-layer manifest, its body on offer meanwhile; a failure is thrown as the best explanation. */
