@@ -5,13 +5,16 @@
 #   docker-clair-bench/200m:latest   FROM docker-clair-test/debian12 + 4 RUN layers of  21,000,000 random bytes
 #   docker-clair-bench/800m:latest   FROM docker-clair-test/debian12 + 4 RUN layers of 175,000,000 random bytes
 #
-# The base is ~116 MB, so the images are ~200 MB and ~816 MB (5 layers each). The data comes from /dev/urandom, so it is
-# incompressible and every layer is unique to its image. Built with the classic builder (DOCKER_BUILDKIT=0) and
+#   docker-clair-bench/many-{a,b,c}:latest   FROM docker-clair-bench/200m + 1 RUN layer of 5,000,000 random bytes
+#
+# The base is ~116 MB, so the images are ~200 MB and ~816 MB (5 layers each); the three `many` images share the 200m
+# image as their base (`npm run bench -- scan-many`). The data comes from /dev/urandom, so it is incompressible
+# and every RUN layer is unique to its image. Built with the classic builder (DOCKER_BUILDKIT=0) and
 # `--network none` (the test daemon runs with --bridge=none), from a Dockerfile on stdin (no build context).
 #
 # Usage: scripts/bench-images.sh [--rebuild] [--remove]
-#   --rebuild   remove and rebuild both images (new random data, new image IDs)
-#   --remove    remove both images and exit
+#   --rebuild   remove and rebuild every image (new random data, new image IDs)
+#   --remove    remove every image and exit
 #
 # Environment: DOCKER_HOST (daemon to use). Needs docker-clair-test/debian12 (`npm run test-images` builds it).
 set -euo pipefail
@@ -20,6 +23,10 @@ BASE_TAG="docker-clair-test/debian12:latest"
 LAYERS=4
 # tag:bytes-per-layer
 IMAGES=("docker-clair-bench/200m:latest:21000000" "docker-clair-bench/800m:latest:175000000")
+# Built on the 200m image, one layer each.
+MANY_BASE="docker-clair-bench/200m:latest"
+MANY=("docker-clair-bench/many-a:latest" "docker-clair-bench/many-b:latest" "docker-clair-bench/many-c:latest")
+MANY_BYTES=5000000
 
 log() { printf 'bench-images: %s\n' "$*" >&2; }
 die() { printf 'bench-images: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -43,8 +50,9 @@ done
 command -v docker >/dev/null 2>&1 || die "docker CLI not found"
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "cannot reach the Docker daemon (DOCKER_HOST=${DOCKER_HOST:-unset})"
 
-for spec in "${IMAGES[@]}"; do
+for spec in "${MANY[@]}" "${IMAGES[@]}"; do
   tag=${spec%:*}
+  [[ "$spec" == *:latest ]] && tag=$spec # a MANY tag has no :bytes
   if (( REBUILD || REMOVE )) && image_exists "$tag"; then
     log "removing $tag"
     docker image rm "$tag" >/dev/null
@@ -54,18 +62,19 @@ done
 
 image_exists "$BASE_TAG" || die "$BASE_TAG is missing: run \`npm run test-images\` first"
 
-for spec in "${IMAGES[@]}"; do
-  tag=${spec%:*}
-  bytes=${spec##*:}
+# build TAG FROM LAYERS BYTES [PREFIX]: FROM, then LAYERS RUN layers of BYTES random bytes each (in /bench/PREFIXblobN:
+# images on one base need different commands, or the build cache would make them one image); skipped when TAG exists.
+build() {
+  local tag=$1 from=$2 layers=$3 bytes=$4 prefix=${5:-} dockerfile i t0 out n want
   if image_exists "$tag"; then
     log "$tag exists ($(docker image inspect -f '{{.Size}}' "$tag") bytes); skipped (--rebuild to rebuild)"
-    continue
+    return
   fi
-  dockerfile="FROM $BASE_TAG"$'\n'
-  for i in $(seq 1 "$LAYERS"); do
-    dockerfile+="RUN mkdir -p /bench && head -c $bytes /dev/urandom > /bench/blob$i"$'\n'
+  dockerfile="FROM $from"$'\n'
+  for i in $(seq 1 "$layers"); do
+    dockerfile+="RUN mkdir -p /bench && head -c $bytes /dev/urandom > /bench/${prefix}blob$i"$'\n'
   done
-  log "building $tag: base + $LAYERS layers of $bytes random bytes"
+  log "building $tag: $from + $layers layer(s) of $bytes random bytes"
   t0=$(now_ms)
   # No context: the Dockerfile comes on stdin. --rm removes the intermediate containers.
   # The build's output (and the classic builder's deprecation notice) is shown only if it fails.
@@ -74,6 +83,15 @@ for spec in "${IMAGES[@]}"; do
     die "docker build of $tag failed"
   fi
   n=$(docker image inspect -f '{{len .RootFS.Layers}}' "$tag")
-  (( n == LAYERS + 1 )) || die "$tag has $n layers, expected $((LAYERS + 1))"
+  want=$(( $(docker image inspect -f '{{len .RootFS.Layers}}' "$from") + layers ))
+  (( n == want )) || die "$tag has $n layers, expected $want"
   log "$tag built in $(( ($(now_ms) - t0) / 1000 )) s: $(docker image inspect -f '{{.Size}}' "$tag") bytes, $n layers"
+}
+
+for spec in "${IMAGES[@]}"; do
+  build "${spec%:*}" "$BASE_TAG" "$LAYERS" "${spec##*:}"
+done
+for tag in "${MANY[@]}"; do
+  name=${tag#docker-clair-bench/}
+  build "$tag" "$MANY_BASE" 1 "$MANY_BYTES" "${name%:latest}-"
 done

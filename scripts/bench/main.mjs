@@ -9,6 +9,7 @@
 //   npm run bench -- scan-real             only the real-Clair part of scan (scan-double: only the double's)
 //   npm run bench -- scan-v1 [--runs 3 --warmup 1]
 //   npm run bench -- scan-relay [--runs 5 --warmup 1]
+//   npm run bench -- scan-many [--runs 5 --warmup 1]
 //   npm run bench -- scan --binary PATH    another build of the plugin instead of dist/docker-clair
 //   npm run bench -- scan --idle-wait 60   before each timed step, wait up to 60 s (default) for an idle machine
 //   npm run bench -- --list
@@ -23,6 +24,8 @@
 //             files Clair v1 reads): wall time against docker save, peak RSS, docker save passes, client bytes written
 //   scan-relay the plugin's own cost: cold scans against a double that discards the layers it fetches (CPU per GB,
 //             wall time against docker save, peak RSS), and one against a double reading at 20 MB/s (peak RSS)
+//   scan-many one cold scan of three images sharing a ~200 MB base against the discarding double, vs one `docker
+//             save` of the three: wall time, export requests (one), peak RSS, client bytes written
 //
 // Exits non-zero only when a benchmark cannot run (missing binary, a command fails); a missed goal is
 // reported as MISS but is a measurement, not an error.
@@ -30,6 +33,7 @@ import { verdictF } from './common.mjs';
 import { metadata } from './metadata.mjs';
 import { scanUnavailable } from './scan-common.mjs';
 import { realClairMissing, scanRealBenchmark } from './scan-real.mjs';
+import { scanManyBenchmark } from './scan-many.mjs';
 import { scanRelayBenchmark } from './scan-relay.mjs';
 import { scanV1Benchmark } from './scan-v1.mjs';
 import { scanBenchmark } from './scan.mjs';
@@ -84,6 +88,13 @@ const BENCHMARKS = {
     defaults: { runs: 5, warmup: 1 },
     available: scanUnavailable,
     run: scanRelayBenchmark,
+  },
+  'scan-many': {
+    description: 'one cold `docker-clair scan a b c` of three images sharing a ~200 MB base vs one `docker save a b c > /dev/null`, ' +
+      'against a Clair double that discards the layers it fetches: one export of the three',
+    defaults: { runs: 5, warmup: 1 },
+    available: scanUnavailable,
+    run: scanManyBenchmark,
   },
 };
 

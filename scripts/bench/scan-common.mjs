@@ -101,7 +101,7 @@ export function checkScan(label, r, image) {
   return `${img.verdict}, ${img.packageCount} packages, ${img.vulnerabilities.length} findings`;
 }
 
-function inspectImage(ref, env) {
+export function inspectImage(ref, env) {
   const r = spawnSync('docker', ['image', 'inspect', '-f', '{{.Id}} {{.Size}} {{len .RootFS.Layers}}', ref], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`docker image inspect ${ref}: ${(r.stderr || '').trim()}`);
   const [id, size, layers] = r.stdout.trim().split(' ');
@@ -132,9 +132,11 @@ async function scanBenchSetup(opts, original, binary, socket, env, say) {
 
   const save = async (img, runEnv = env) => {
     const before = cpuSnapshot(dockerdPid);
-    const r = await runMeasured(`docker save ${img.ref}`, 'docker', ['save', img.ref], { env: runEnv, devNull: true });
+    // `refs`: several images in one save.
+    const refs = img.refs ?? [img.ref];
+    const r = await runMeasured(`docker save ${refs.join(' ')}`, 'docker', ['save', ...refs], { env: runEnv, devNull: true });
     const cpu = cpuDelta(before, cpuSnapshot(dockerdPid));
-    if (r.exit !== 0) throw new Error(`docker save ${img.ref}: exit ${r.exit}\n${r.stderr}`.trim());
+    if (r.exit !== 0) throw new Error(`docker save ${refs.join(' ')}: exit ${r.exit}\n${r.stderr}`.trim());
     return { r, cpu };
   };
 
