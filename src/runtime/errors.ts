@@ -95,6 +95,16 @@ export class MultiImageArchiveError extends ArchiveFormatError {
   }
 }
 
+/** A registry could not be reached, refused the credentials, or answered what the distribution API does not. */
+export class RegistryError extends DockerClairError {
+  readonly code = 'REGISTRY';
+}
+
+/** The registry's authentication: no or wrong credentials, a token server refusing them. */
+export class RegistryAuthError extends DockerClairError {
+  readonly code = 'REGISTRY_AUTH';
+}
+
 /** The in-process layer server could not start or serve (address not available, port taken …). */
 export class LayerServeError extends DockerClairError {
   readonly code = 'LAYER_SERVE';
