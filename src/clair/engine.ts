@@ -5,6 +5,7 @@ import type { ImageScan } from '../findings/model.js';
 import type { LayerBinding } from '../layer-server/advertise.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
+import type { RemoteImage } from '../registry/client.js';
 import type { ArchiveGroup, ImageArchive } from '../source/archive.js';
 import type { PskAuth } from './auth.js';
 import type { ClairApi } from './detect.js';
@@ -34,6 +35,8 @@ export type GroupRead = (archives: readonly ImageArchive[]) => ArchiveGroup | un
 export interface ClairEngine {
   readonly api: ClairApi;
   scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult>;
+  /** An image in a registry, which Clair fetches from the registry itself. */
+  scanRemote?(image: RemoteImage, run: EngineRun): Promise<EngineResult>;
   /** Several images, those Clair lacks read together where `together` allows; results in the order given. */
   scanAll?(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun): Promise<PromiseSettledResult<EngineResult>[]>;
 }
@@ -76,8 +79,10 @@ function withBuildSteps(engine: ClairEngine): ClairEngine {
     return result;
   };
   const scanAll = engine.scanAll?.bind(engine);
+  const scanRemote = engine.scanRemote?.bind(engine);
   return {
     api: engine.api,
+    ...(scanRemote ? { scanRemote } : {}),
     async scan(archive, run) {
       return withSteps(archive, await engine.scan(archive, run));
     },

@@ -8,9 +8,13 @@ export interface ImageRef {
   ref: string;
   /** Image ID as the daemon reports it; the manifest hash sent to Clair. */
   id: string;
-  /** A repository digest when the daemon knows one (RepoDigests[0]). */
+  /** A repository digest when the daemon knows one (RepoDigests[0]); for a registry image, its manifest's. */
   digest?: string;
+  /** Where the image was read from: the Docker daemon, a registry (Clair fetched it there), a `docker save` archive. */
+  source?: ImageSourceName;
 }
+
+export type ImageSourceName = 'daemon' | 'registry' | 'archive';
 
 export interface Distribution {
   /** Clair's distribution id, e.g. "debian", "alpine", "rhel" (v4 `did`; v1 namespace name before ':'). */

@@ -21,7 +21,7 @@
 //   "ignoreFile": path | null, "ignoreUnfixed": bool,
 //   "expiredRules": [{"id", "package"|null, "image"|null, "expires", "reason"|null, "source": "path:line"}],
 //   "images": [
-//     { "image": {"ref", "id", "digest"|null},
+//     { "image": {"ref", "id", "digest"|null, "source": "daemon"|"registry"|"archive"|null},
 //       "verdict": "pass"|"fail"|"untrusted", "reason": string,
 //       "distribution": {"id", "version", "prettyName"|null} | null,
 //       "packageCount": n,
@@ -36,7 +36,7 @@
 //       "ignored": [
 //         { "id", "severity", "package": {"name", "version"}, "fixedIn"|null,
 //           "rule": {"source": "path:line" | "--ignore-unfixed", "reason", "expires"|null} } ] },
-//     { "image": {"ref", "id"|null, "digest"|null}, "verdict": "error", "reason": string,
+//     { "image": {"ref", "id"|null, "digest"|null, "source": null}, "verdict": "error", "reason": string,
 //       "error": {"message", "code"|null} } ] }
 import type { Finding } from '../findings/model.js';
 import { SEVERITIES, type Severity } from '../findings/severity.js';
@@ -65,7 +65,7 @@ export function renderJson(report: Report): string {
 function imageJson(outcome: ImageOutcome, report: Report) {
   if (outcome.kind === 'error') {
     return {
-      image: { ref: outcome.image.ref, id: outcome.image.id ?? null, digest: outcome.image.digest ?? null },
+      image: { ref: outcome.image.ref, id: outcome.image.id ?? null, digest: outcome.image.digest ?? null, source: null },
       verdict: 'error' as const,
       reason: outcome.error.message,
       error: { message: outcome.error.message, code: outcome.error.code ?? null },
@@ -76,7 +76,7 @@ function imageJson(outcome: ImageOutcome, report: Report) {
   const kept = keptFindings(outcome);
   const visible = visibleFindings(outcome, report);
   return {
-    image: { ref: scan.image.ref, id: scan.image.id, digest: scan.image.digest ?? null },
+    image: { ref: scan.image.ref, id: scan.image.id, digest: scan.image.digest ?? null, source: scan.image.source ?? null },
     verdict: verdict.verdict,
     reason: verdict.reason,
     distribution: dist ? { id: dist.id, version: dist.version, prettyName: dist.prettyName ?? null } : null,

@@ -25,6 +25,7 @@ import { lineProgress, silentProgress } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
 import { resolveClairApi } from '../clair/detect.js';
 import { createClairEngine, type EngineResult } from '../clair/engine.js';
+import type { RemoteImage } from '../registry/client.js';
 import type { ImageArchive } from '../source/archive.js';
 import { loadRunPolicy } from '../policy/load.js';
 import type { ScanSettings } from './settings.js';
@@ -131,34 +132,48 @@ async function scanAll(
     outcomes.push({ kind: 'error', image: { ref }, error: { message: error.message, code: error.code } });
   };
 
+  const remote = (image: RemoteImage): Promise<EngineResult> => {
+    if (!engine.scanRemote) {
+      throw new UsageError(`${image.ref} is in a registry, which Clair ${engine.api} cannot fetch from here`,
+        'pull it and scan it from the daemon (--image-src daemon)');
+    }
+    return engine.scanRemote(image, run);
+  };
   if (engine.scanAll && images.group && images.targets.length > 1) {
     // Several images from a daemon: all inspected first, so the ones Clair lacks are exported together, once.
-    const opened: ({ ref: string; archive: ImageArchive } | { ref: string; error: unknown })[] = [];
+    const opened: ({ ref: string; image: ImageArchive | RemoteImage } | { ref: string; error: unknown })[] = [];
     for (const { ref, open } of images.targets) {
       try {
-        opened.push({ ref, archive: await open(progress) });
+        opened.push({ ref, image: await open(progress) });
       } catch (error) {
         if (signal.aborted) throw error;
         opened.push({ ref, error });
       }
     }
-    const archives = opened.flatMap((o) => ('archive' in o ? [o.archive] : []));
+    const archives = opened.flatMap((o) => ('image' in o && !isRemote(o.image) ? [o.image] : []));
     const results = await engine.scanAll(archives, images.group, run);
     if (stats) stats.saves = images.passes();
     let next = 0;
     for (const o of opened) {
-      if (!('archive' in o)) {
+      if (!('image' in o)) {
         failed(o.ref, o.error);
-        continue;
+      } else if (isRemote(o.image)) {
+        try {
+          scanned(await remote(o.image));
+        } catch (error) {
+          failed(o.ref, error);
+        }
+      } else {
+        const result = results[next++] as PromiseSettledResult<EngineResult>;
+        if (result.status === 'fulfilled') scanned(result.value);
+        else failed(o.ref, result.reason);
       }
-      const result = results[next++] as PromiseSettledResult<EngineResult>;
-      if (result.status === 'fulfilled') scanned(result.value);
-      else failed(o.ref, result.reason);
     }
   } else {
     for (const { ref, open } of images.targets) {
       try {
-        scanned(await engine.scan(await open(progress), run));
+        const image = await open(progress);
+        scanned(isRemote(image) ? await remote(image) : await engine.scan(image, run));
       } catch (error) {
         failed(ref, error);
       } finally {
@@ -201,4 +216,8 @@ async function readCaFile(path: string): Promise<Buffer> {
   } catch (error) {
     throw new UsageError(`cannot read --clair-cacert ${path} (${errnoCode(error) ?? String(error)})`, 'give a PEM file of CA certificates');
   }
+}
+
+function isRemote(image: ImageArchive | RemoteImage): image is RemoteImage {
+  return (image as RemoteImage).kind === 'remote';
 }

@@ -1,5 +1,5 @@
-// Which source a run's images come from, and the list of them: the Docker daemon (images named on the command
-// line), or a `docker save` archive given with --input (a regular file: every image it holds or those named; a
+// Which source a run's images come from, and the list of them: the Docker daemon or the registries (images named
+// on the command line, --image-src), or a `docker save` archive given with --input (a regular file: every image it holds or those named; a
 // stream: the one image it holds). Each target is opened (inspected, selected, probed) only when its turn comes.
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -10,8 +10,12 @@ import { UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
 import type { ArchiveGroup, ImageArchive } from './archive.js';
+import type { RemoteImage } from '../registry/client.js';
+import { normalizeArch } from '../registry/manifest.js';
+import { DockerClairError, ImageNotFoundError } from '../runtime/errors.js';
+import { isImageId, RemoteImages } from './remote.js';
 import type { SourceSettings } from './settings.js';
-import { DaemonImageArchive, DockerImageSource, type ImageSource } from './daemon.js';
+import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
 import { probeSaveStream, StreamImageArchive } from './stream.js';
 
@@ -30,7 +34,7 @@ export interface SourceContext extends Readonly<SourceSettings> {
 
 /** The images of a run, each opened (inspected, selected, probed) when its turn comes. */
 export interface ChosenSource {
-  targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive> }[];
+  targets: { ref: string; open: (progress: ProgressSink) => Promise<ImageArchive | RemoteImage> }[];
   /** Passes over the archives so far (`docker save` calls, or reads of the input). */
   passes: () => number;
   /** Opened images read together in one pass, when the source can (a daemon: one `docker save` of them all). */
@@ -41,12 +45,65 @@ export interface ChosenSource {
 
 export async function chooseSource(settings: SourceContext, signal: AbortSignal): Promise<ChosenSource> {
   return settings.input === undefined
-    ? daemonImages(settings, signal)
+    ? namedImages(settings, signal)
     : inputImages(settings.input, settings, signal);
 }
 
-/** The images named on the command line, from the Docker daemon. */
-async function daemonImages(settings: SourceContext, signal: AbortSignal): Promise<ChosenSource> {
+/**
+ * The images named on the command line, from the sources in --image-src order: the daemon (inspected, exported with
+ * `docker save`) and the registry the reference names (Clair fetches from it). With the default order an image the
+ * daemon lacks comes from its registry.
+ */
+async function namedImages(settings: SourceContext, signal: AbortSignal): Promise<ChosenSource> {
+  const { log } = settings;
+  const order = settings.imageSources ?? ['daemon', 'remote'];
+  const remote = order.includes('remote') ? new RemoteImages(settings) : undefined;
+  const daemon = order.includes('daemon') ? await connectDaemon(settings, signal) : undefined;
+  const from = daemon?.source;
+  const platform = daemon ? { os: daemon.info.os, architecture: normalizeArch(daemon.info.arch) } : undefined;
+  const fromDaemon = async (ref: string, progress: ProgressSink, source: ImageSource): Promise<ImageArchive> => {
+    const image = await source.inspect(ref);
+    const steps = await source.buildSteps?.(image);
+    log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
+    progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
+    return new DaemonImageArchive(source, image, steps);
+  };
+  return {
+    targets: settings.images.map((ref) => ({
+      ref,
+      open: async (progress) => {
+        let missing: unknown;
+        for (const kind of order) {
+          if (kind === 'daemon' && from) {
+            try {
+              return await fromDaemon(ref, progress, from);
+            } catch (error) {
+              if (!(error instanceof ImageNotFoundError) || !remote || isImageId(ref)) throw error;
+              missing = error;
+            }
+          } else if (kind === 'remote' && remote && !isImageId(ref)) {
+            try {
+              return await remote.open(ref, signal, platform);
+            } catch (error) {
+              if (!(missing instanceof ImageNotFoundError) || !(error instanceof DockerClairError) || signal.aborted) throw error;
+              // Neither source has it: one message naming both, the daemon first (where most scans look).
+              throw new ImageNotFoundError(`${missing.message}, nor in its registry: ${error.message}`,
+                `pull or build it first, or check the name; --image-src daemon looks in the daemon only`, { cause: error });
+            }
+          }
+        }
+        throw missing ?? new ImageNotFoundError(`image "${ref}" is an image ID, which names an image in a daemon, not in a registry`,
+          'scan it through the daemon that has it (--image-src daemon)');
+      },
+    })),
+    passes: () => from?.saveCount ?? 0,
+    ...(from ? { group: (archives: readonly ImageArchive[]) => DaemonImageArchive.group(archives) } : {}),
+    ...(from?.publishedPortGateway ? { publishedPortGateway: (port: number) => from.publishedPortGateway!(port) } : {}),
+  };
+}
+
+/** The daemon, reached once. One that does not answer is an error even before a registry: --image-src remote skips it. */
+async function connectDaemon(settings: SourceContext, signal: AbortSignal): Promise<{ source: ImageSource; info: DaemonInfo }> {
   const { log } = settings;
   let source = settings.source;
   if (!source) {
@@ -55,24 +112,9 @@ async function daemonImages(settings: SourceContext, signal: AbortSignal): Promi
     log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
     source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
   }
-  const daemon = await source.connect({ signal });
-  log.debug(`docker daemon: Engine ${daemon.version}, API ${daemon.apiVersion}, ${daemon.os}/${daemon.arch}`);
-  const from = source;
-  return {
-    targets: settings.images.map((ref) => ({
-      ref,
-      open: async (progress) => {
-        const image = await from.inspect(ref);
-        const steps = await from.buildSteps?.(image);
-        log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
-        progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
-        return new DaemonImageArchive(from, image, steps);
-      },
-    })),
-    passes: () => from.saveCount,
-    group: (archives) => DaemonImageArchive.group(archives),
-    ...(from.publishedPortGateway ? { publishedPortGateway: (port: number) => from.publishedPortGateway!(port) } : {}),
-  };
+  const info = await source.connect({ signal });
+  log.debug(`docker daemon: Engine ${info.version}, API ${info.apiVersion}, ${info.os}/${info.arch}`);
+  return { source, info };
 }
 
 /**

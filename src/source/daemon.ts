@@ -128,7 +128,7 @@ export class DockerImageSource implements ImageSource {
       if (status === 404) {
         throw new ImageNotFoundError(
           `image "${ref}" not found in the Docker daemon at ${this.endpoint.host}`,
-          `pull or build it first (docker pull ${ref}); docker clair scans images the daemon already has`,
+          `pull or build it first (docker pull ${ref}), or scan it in its registry (--image-src remote)`,
           { cause: error },
         );
       }

@@ -5,4 +5,11 @@ export interface SourceSettings {
   images: string[];
   /** A `docker save` archive to read instead of the daemon; '-' = stdin. */
   input?: string;
+  /** Where images come from, in order (--image-src): the daemon, then the registry, by default. */
+  imageSources?: ImageSourceKind[];
+  /** --platform os/arch[/variant] for a multi-platform registry image. */
+  platform?: string;
 }
+
+/** `daemon`: the Docker daemon's images (`docker save`); `remote`: the registry the reference names. */
+export type ImageSourceKind = 'daemon' | 'remote';

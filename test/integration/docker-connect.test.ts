@@ -60,8 +60,8 @@ describe('docker clair scan reaches the daemon and inspects images', () => {
     const r = await cli(['scan', '--clair', 'http://127.0.0.1:9', 'docker-clair-test/does-not-exist:1'], { DOCKER_HOST: TEST_DOCKER_HOST });
     assert.equal(r.code, 2);
     assert.deepEqual(r.stderr.lines, [
-      `docker-clair: image "docker-clair-test/does-not-exist:1" not found in the Docker daemon at ${TEST_DOCKER_HOST}; ` +
-        'hint: pull or build it first (docker pull docker-clair-test/does-not-exist:1); docker clair scans images the daemon already has',
+      `docker-clair: image "docker-clair-test/does-not-exist:1" not found in the Docker daemon at ${TEST_DOCKER_HOST}, nor in its registry: ` +
+        'cannot reach the registry at docker.io (ENOTFOUND); hint: pull or build it first, or check the name; --image-src daemon looks in the daemon only',
     ]);
   });
 

@@ -55,7 +55,7 @@ describe('renderJson', () => {
     assert.equal(doc.images.length, 1);
 
     const image = doc.images[0];
-    assert.deepEqual(image.image, { ref: 'myapp:1.2', id: VULNERABLE.image.id, digest: null });
+    assert.deepEqual(image.image, { ref: 'myapp:1.2', id: VULNERABLE.image.id, digest: null, source: null });
     assert.equal(image.verdict, 'fail');
     assert.equal(image.reason, '2 findings at or above High (1 Critical, 1 High)');
     assert.deepEqual(image.distribution, { id: 'debian', version: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' });
@@ -119,7 +119,7 @@ describe('renderJson', () => {
     assert.deepEqual(doc.images[0].trust, [{ kind: 'no-packages', message: 'Clair indexed no packages' }]);
     assert.deepEqual(doc.images[0].vulnerabilities, []);
     assert.deepEqual(doc.images[1], {
-      image: { ref: 'nope:latest', id: null, digest: null },
+      image: { ref: 'nope:latest', id: null, digest: null, source: null },
       verdict: 'error',
       reason: 'image nope:latest not found',
       error: { message: 'image nope:latest not found', code: 'IMAGE_NOT_FOUND' },

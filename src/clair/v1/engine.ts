@@ -54,7 +54,10 @@ export class ClairV1Engine implements ClairEngine {
     }
     log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
-    const ref: ImageRef = { ref: archive.ref, id: id ?? '', ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}) };
+    const ref: ImageRef = {
+      ref: archive.ref, id: id ?? '', ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}),
+      source: archive.origin === 'docker save' ? 'daemon' : 'archive',
+    };
     const scan = unsupported === undefined ? await this.match(archive, ref, order, run) : this.unsupportedScan(ref, unsupported);
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };

@@ -9,9 +9,10 @@ import { indexFromSaveStream, indexGroupFromSaveStream, type StreamIndexed } fro
 import { toImageScan } from './normalise.js';
 import { staleDataWarning } from './update-age.js';
 import type * as V4 from './wire.js';
-import type { ImageScan, TrustSignal } from '../../findings/model.js';
+import type { ImageRef, ImageScan, TrustSignal } from '../../findings/model.js';
+import type { RemoteImage } from '../../registry/client.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
-import { ClairProtocolError, LegacyLayerMappingError } from '../../runtime/errors.js';
+import { ClairIndexError, ClairProtocolError, LegacyLayerMappingError } from '../../runtime/errors.js';
 import type { ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun, GroupRead } from '../engine.js';
 
@@ -103,16 +104,42 @@ export class ClairV4Engine implements ClairEngine {
     log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
     run.progress({ stage: 'match', image: archive.ref });
-    const scan = await this.match(archive, id, run);
+    const source = archive.origin === 'docker save' ? 'daemon' as const : 'archive' as const;
+    const scan = await this.match({ ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}), source }, id, run);
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };
   }
 
-  /** The vulnerability report of an indexed image, with what Clair's database can vouch for. */
-  private async match(archive: ImageArchive, id: string, run: EngineRun): Promise<ImageScan> {
+  /**
+   * An image in a registry: Clair fetches its layers from the registry itself (the blob URLs, with a pull-scoped
+   * token), under the manifest's digest; nothing is exported and no layer byte passes through here.
+   */
+  async scanRemote(image: RemoteImage, run: EngineRun): Promise<EngineResult> {
+    const { clair } = this.settings;
+    const hash = image.manifestDigest;
+    const existing = await clair.getIndexReport(hash, run.signal);
+    if (existing?.state === 'IndexFinished') {
+      run.log.debug(`Clair already indexed ${hash}: no layer fetched`);
+      run.progress({ stage: 'cached', image: image.ref });
+    } else {
+      run.progress({ stage: 'index', image: image.ref });
+      const manifest: V4.Manifest = { hash, layers: image.layers.map((l) => ({ hash: l.digest, uri: l.url, headers: image.clairHeaders })) };
+      try {
+        await clair.index(manifest, run.signal);
+      } catch (error) {
+        throw explainRegistryFetch(error, image);
+      }
+    }
+    run.progress({ stage: 'match', image: image.ref });
+    const scan = await this.match({ ref: image.ref, id: image.configDigest, digest: image.repoDigest, source: 'registry' }, hash, run);
+    run.progress({ stage: 'done', image: image.ref, findings: scan.findings.length });
+    return { scan, exported: false, layersSent: 0, bytesSent: 0 };
+  }
+
+  /** The vulnerability report of an image Clair indexed under `id`, with what Clair's database can vouch for. */
+  private async match(ref: ImageRef, id: string, run: EngineRun): Promise<ImageScan> {
     const { clair, clairUrl } = this.settings;
     const result = await clair.vulnerabilityReport(id, run.signal);
-    const ref = { ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}) };
     if (result.kind === 'not-indexed') {
       throw new ClairProtocolError(`Clair reports no finished index for ${id} right after indexing it`,
         'another client may have deleted it meanwhile; run the scan again');
@@ -184,4 +211,20 @@ const UPDATER_ALIASES: Record<string, string[]> = {
 function updaterMatches(updater: string, did: string): boolean {
   const name = updater.toLowerCase();
   return [did.toLowerCase(), ...(UPDATER_ALIASES[did.toLowerCase()] ?? [])].some((alias) => name.includes(alias));
+}
+
+/** Clair's failure to fetch from the registry, in the registry's terms: a refused token is said to be one. */
+function explainRegistryFetch(error: unknown, image: RemoteImage): unknown {
+  if (!(error instanceof ClairIndexError)) return error;
+  const { failure } = error;
+  const said = 'said' in failure ? failure.said : error.message;
+  if (/\b(401|403)\b|unauthorized|forbidden/i.test(said)) {
+    return new ClairIndexError(`the registry at ${image.host} refused Clair's layer requests for ${image.ref} (${said}): the pull token expired or was not accepted`,
+      'scan again (a fresh token is made for each scan); if it persists, check that your login may pull the image', { cause: error, failure });
+  }
+  if (failure.reason === 'connect-failed') {
+    return new ClairIndexError(`Clair cannot reach the registry at ${image.host}: ${failure.said}`,
+      'Clair fetches the layers itself: it needs a network path to the registry (or scan from the daemon: --image-src daemon)', { cause: error, failure });
+  }
+  return error;
 }

@@ -8,6 +8,7 @@ import { FORMATS, type OutputSpec } from '../../report/formats.js';
 import { UsageError } from '../../runtime/errors.js';
 import { redactUrl } from '../../runtime/redact.js';
 import type { ScanSettings } from '../../scan/settings.js';
+import type { ImageSourceKind } from '../../source/settings.js';
 
 /**
  * The parsed `scan` command line: the run's settings (each stage's part, see scan/settings.ts) and what only the
@@ -92,6 +93,18 @@ export function withScanOptions<T>(yargs: Argv<T>, env: Record<string, string | 
       group: 'Clair:',
       requiresArg: true,
     })
+    .option('image-src', {
+      type: 'string',
+      describe: 'Where images come from, in order: daemon,remote (the default: the registry when the daemon lacks the image), daemon, or remote',
+      group: 'Clair:',
+      requiresArg: true,
+    })
+    .option('platform', {
+      type: 'string',
+      describe: "Registry images: the platform to pick from a multi-platform image, os/arch[/variant] (default: the daemon's, else this machine's)",
+      group: 'Clair:',
+      requiresArg: true,
+    })
     .option('format', {
       // Not `array: true`: an array option would swallow the IMAGE arguments that follow it. Repeated
       // string options are collected into an array by yargs anyway.
@@ -147,6 +160,8 @@ export interface RawScanArgs {
   timeout?: string;
   'max-db-age'?: string;
   input?: string;
+  'image-src'?: string;
+  platform?: string;
   format?: string | string[];
   output?: string;
   'fail-on'?: string;
@@ -163,7 +178,7 @@ export interface RawScanArgs {
 
 const hint = "see 'docker clair scan --help'";
 
-const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'max-db-age', 'input', 'output', 'fail-on', 'ignore-file', 'min-severity', 'clair-api', 'v1-buffer'] as const;
+const SINGLE_VALUED = ['clair', 'indexer', 'matcher', 'clair-cacert', 'layer-address', 'timeout', 'max-db-age', 'input', 'image-src', 'platform', 'output', 'fail-on', 'ignore-file', 'min-severity', 'clair-api', 'v1-buffer'] as const;
 
 export function toScanOptions(raw: RawScanArgs, env: Record<string, string | undefined>): Readonly<ScanOptions> {
   for (const name of SINGLE_VALUED) {
@@ -196,11 +211,32 @@ export function toScanOptions(raw: RawScanArgs, env: Record<string, string | und
   if (raw['ignore-file'] !== undefined) options.ignoreFile = nonEmpty(raw['ignore-file'], '--ignore-file');
   if (raw['min-severity'] !== undefined) options.minSeverity = parseMinSeverity(raw['min-severity']);
   if (raw.input !== undefined) options.input = nonEmpty(raw.input, '--input');
+  if (raw['image-src'] !== undefined) options.imageSources = parseImageSources(raw['image-src']);
+  if (raw.platform !== undefined) options.platform = parsePlatformOption(raw.platform);
+  if (options.input !== undefined && raw['image-src'] !== undefined) {
+    throw new UsageError('--input and --image-src exclude each other: --input reads a `docker save` archive, not the daemon or a registry', hint);
+  }
   if (raw.color === false) options.color = false;
   if (raw['clair-api'] !== undefined) options.clairApi = parseClairApi(raw['clair-api']);
   if (raw['v1-buffer'] !== undefined) options.v1BufferBytes = parseSize(raw['v1-buffer'], '--v1-buffer');
   if (raw['v1-full-layers'] === true) options.v1FullLayers = true;
   return Object.freeze(options);
+}
+
+function parseImageSources(value: string): ImageSourceKind[] {
+  const kinds = value.split(',').map((k) => k.trim().toLowerCase());
+  const bad = kinds.find((k) => k !== 'daemon' && k !== 'remote');
+  if (bad !== undefined || kinds.length === 0 || new Set(kinds).size !== kinds.length) {
+    throw new UsageError(`invalid --image-src "${value}"`, 'use daemon,remote (the default), remote,daemon, daemon or remote');
+  }
+  return kinds as ImageSourceKind[];
+}
+
+function parsePlatformOption(value: string): string {
+  if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/i.test(value.trim())) {
+    throw new UsageError(`invalid --platform "${value}"`, 'give os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8');
+  }
+  return value.trim().toLowerCase();
 }
 
 function nonEmpty(value: string, flag: string): string {

@@ -1,0 +1,57 @@
+// Images in registries as a source: the reference parsed as the docker CLI reads it, the credentials the docker
+// CLI would use for its host, and the image resolved to what Clair fetches (registry/client.ts). The platform of a
+// multi-platform image: --platform, else the daemon's when one answered, else this machine's.
+import { configDir } from '../docker/endpoint.js';
+import type { DockerGlobalFlags } from '../docker/global-flags.js';
+import { resolveRemoteImage, type RemoteImage } from '../registry/client.js';
+import { registryCredential } from '../registry/credentials.js';
+import { normalizeArch, parsePlatform, type Platform } from '../registry/manifest.js';
+import { parseRemoteReference } from '../registry/reference.js';
+import type { Logger } from '../runtime/log.js';
+
+export interface RemoteContext {
+  globals: DockerGlobalFlags;
+  env: Record<string, string | undefined>;
+  home?: string | undefined;
+  log: Logger;
+  /** --platform, as given. */
+  platform?: string | undefined;
+}
+
+/** An image ID (or its short form) names an image in a daemon, never one in a registry. */
+export function isImageId(ref: string): boolean {
+  return /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
+}
+
+export class RemoteImages {
+  private http: Promise<import('got').Got> | undefined;
+
+  constructor(private readonly ctx: RemoteContext) {}
+
+  /** `daemonPlatform`: the daemon's os/arch, when one answered (the default platform). */
+  async open(ref: string, signal: AbortSignal, daemonPlatform?: Platform): Promise<RemoteImage> {
+    const { ctx } = this;
+    const reference = parseRemoteReference(ref);
+    const platform = ctx.platform ? parsePlatform(ctx.platform)
+      : daemonPlatform ?? { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: normalizeArch(process.arch) };
+    const dir = configDir(ctx.globals, ctx.env, ctx.home);
+    const image = await resolveRemoteImage(reference, {
+      http: await this.client(),
+      credential: async () => {
+        const found = await registryCredential(reference.host, { configDir: dir, env: ctx.env, signal });
+        ctx.log.debug(`registry ${reference.host}: ${found ? `credentials from ${found.from}` : 'no credentials (anonymous)'}`);
+        return found;
+      },
+      platform,
+      log: ctx.log,
+      signal,
+    });
+    ctx.log.debug(`image ${ref}: ${image.repoDigest} in the registry, config ${image.configDigest}, ${image.layers.length} layer(s)`);
+    return image;
+  }
+
+  private client(): Promise<import('got').Got> {
+    this.http ??= import('got').then(({ default: got }) => got.extend({ headers: { 'user-agent': 'docker-clair' } }));
+    return this.http;
+  }
+}
