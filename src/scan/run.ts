@@ -95,7 +95,8 @@ async function scanAll(
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
 
   const images = await chooseSource({
-    images: options.images, input: options.input, globals, env: deps.env, home: deps.home, log,
+    images: options.images, input: options.input, imageSources: options.imageSources, platform: options.platform,
+    globals, env: deps.env, home: deps.home, log,
     source: deps.source, stdin: deps.stdin,
   }, signal);
 
