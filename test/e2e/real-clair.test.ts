@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_DOCKER_HOST, TEST_IMAGES } from '../helpers/daemon.js';
 import { isImageExport, startDockerProxy, targetOf, type DockerProxy } from '../helpers/docker-proxy.js';
-import { imageFacts, testEngines } from '../helpers/engines.js';
+import { imageFacts, testEngines, type TestEngine } from '../helpers/engines.js';
 import {
   assertNothingWritten, describeRun, installPlugin, launch, parseReport, stderrLines, tracedDockerScan,
   type Finished, type InstalledPlugin, type JsonImage,
@@ -19,6 +19,7 @@ import {
 import { connectOutcome } from '../helpers/ports.js';
 import { alive } from '../helpers/process-alive.js';
 import { startRealClair, type RealClair } from '../helpers/real-clair.js';
+import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 import { assertValidJunit, assertValidSarif, junitConsumerCounts } from '../helpers/report-formats.js';
 import { straceAvailable } from '../helpers/strace.js';
 import { affectedBy, advisoriesFor, installedPackages, writeVulnFile, type Advisory, type InstalledPackage } from '../helpers/vuln-file.js';
@@ -313,6 +314,50 @@ describe('the real Clair stopped mid-scan', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('the real Clair fetching from a token-auth registry', { skip: !registryAvailable() && 'docker-registry is not installed' }, () => {
+  let clair: RealClair;
+  let registry: Registry;
+  let proxy: DockerProxy;
+  let ref = '';
+  before(async () => {
+    clair = await realClair();
+    registry = await startRegistry({ auth: { kind: 'token', users: { ci: 'real-clair-pw' } } });
+    ref = await registry.push(TEST_IMAGES.multilayer, 'team/app', '1');
+    proxy = await startDockerProxy(targetOf(TEST_DOCKER_HOST));
+    // The docker CLI hands its --config to the plugin: the credentials go where `docker login` would put them.
+    const file = path.join(plugin.config, 'config.json');
+    const config = (() => {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    })();
+    writeFileSync(file, JSON.stringify({ ...config, auths: { [registry.host]: { auth: Buffer.from('ci:real-clair-pw').toString('base64') } } }));
+  });
+  after(async () => {
+    await proxy?.close();
+    await registry?.close();
+  });
+
+  it('--image-src remote: the expected findings of multilayer, no export; Clair fetched the blobs with a pull token', { timeout: TIMEOUT }, async () => {
+    const mark = proxy.requests.length;
+    const tokensBefore = registry.tokenRequests.length;
+    const r = await scan(proxy.host, ['--clair', clair.url, '--format', 'json', '--image-src', 'remote', ref]);
+    assert.equal(r.code, 1, describeRun(r));
+    const image = onlyImage(r);
+    assert.deepEqual(foundRows(image), expectedFindings(TEST_IMAGES.multilayer).rows);
+    assert.equal(image.packageCount, packagesOf(TEST_IMAGES.multilayer).length);
+    assert.equal(image.image.id, imageFacts(testEngines()[0] as TestEngine, TEST_IMAGES.multilayer).id, 'the config digest');
+    assert.deepEqual(proxy.since(mark), [], '--image-src remote does not even ask the daemon');
+    // The plugin asked for one pull token with the password; Clair fetched with tokens, never with the password.
+    const asked = registry.tokenRequests.slice(tokensBefore);
+    assert.deepEqual(asked.map((t) => [t.credential, t.scopes]), [['basic', ['repository:team/app:pull']]]);
+    const clairLog = readFileSync(path.join(clair.state, 'clair.log'), 'utf8');
+    assert.doesNotMatch(clairLog, /real-clair-pw/);
   });
 });
 
