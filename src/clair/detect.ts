@@ -6,6 +6,7 @@
 import type { Got } from 'got';
 import { ClairProtocolError, UsageError } from '../runtime/errors.js';
 import { redactUrl } from '../runtime/redact.js';
+import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
 
 export type ClairApi = 'v4' | 'v1';
 export type ClairApiChoice = ClairApi | 'auto';
@@ -16,7 +17,14 @@ export interface Detection {
   why: string;
 }
 
-export async function detectClairApi(base: URL, options: { ca?: Buffer; signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Detection> {
+export interface DetectOptions {
+  ca?: Buffer | undefined;
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number;
+  proxy?: ProxySettings | undefined;
+}
+
+export async function detectClairApi(base: URL, options: DetectOptions = {}): Promise<Detection> {
   const { default: got } = await import('got');
   const http: Got = got.extend({
     headers: { accept: 'application/json', 'user-agent': 'docker-clair' },
@@ -26,6 +34,7 @@ export async function detectClairApi(base: URL, options: { ca?: Buffer; signal?:
     timeout: { request: options.timeoutMs ?? 15_000 },
     https: options.ca ? { certificateAuthority: options.ca } : {},
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.proxy && anyProxy(options.proxy) ? { hooks: { beforeRequest: [proxyHook(options.proxy, { ca: options.ca })] } } : {}),
   });
   const at = (path: string) => {
     const url = new URL(base.href);
@@ -61,7 +70,7 @@ function describe(url: URL): string {
 export async function resolveClairApi(
   choice: ClairApiChoice,
   urls: { clairUrl?: URL | undefined; indexerUrl?: URL | undefined; matcherUrl?: URL | undefined },
-  options: { ca?: Buffer; signal?: AbortSignal } = {},
+  options: DetectOptions = {},
 ): Promise<Detection> {
   const split = urls.indexerUrl !== undefined || urls.matcherUrl !== undefined;
   if (choice === 'v1' && split) {

@@ -7,6 +7,7 @@ import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
 import type { RemoteImage } from '../registry/client.js';
 import type { ArchiveGroup, ImageArchive } from '../source/archive.js';
+import type { ProxySettings } from '../runtime/proxy.js';
 import type { PskAuth } from './auth.js';
 import type { ClairApi } from './detect.js';
 import { ClairV1Client } from './v1/client.js';
@@ -56,19 +57,21 @@ export interface EngineSettings {
   v1BufferBytes?: number | undefined;
   /** v1: whole layers (--v1-full-layers) rather than the files Clair v1 reads. */
   v1FullLayers?: boolean | undefined;
+  /** HTTP(S)_PROXY/NO_PROXY for the requests to Clair. */
+  proxy?: ProxySettings | undefined;
 }
 
 export async function createClairEngine(api: ClairApi, settings: EngineSettings): Promise<ClairEngine> {
   const { indexerUrl, matcherUrl, psk, ca, binding } = settings;
   const clairUrl = indexerUrl.href;
   if (api === 'v1') {
-    const clair = await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}) });
+    const clair = await ClairV1Client.create({ url: indexerUrl, ...(ca ? { ca } : {}), proxy: settings.proxy });
     return withBuildSteps(new ClairV1Engine({
       clair, clairUrl, binding, fullLayers: settings.v1FullLayers === true,
       ...(settings.v1BufferBytes !== undefined ? { bufferCap: settings.v1BufferBytes } : {}),
     }));
   }
-  const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}) });
+  const clair = await ClairV4Client.create({ indexerUrl, matcherUrl, ...(psk ? { psk } : {}), ...(ca ? { ca } : {}), proxy: settings.proxy });
   return withBuildSteps(new ClairV4Engine({ clair, clairUrl, binding, dataAge: { maxAgeMs: settings.maxDbAgeMs, now: settings.now } }));
 }
 

@@ -4,11 +4,14 @@
 // user-info, query or secret.
 import type { Got, HTTPError, Method, RequestError } from 'got';
 import { ClairProtocolError, ClairUnreachableError, errnoCode } from '../runtime/errors.js';
+import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
 import { redactUrl } from '../runtime/redact.js';
 import { signPskToken, type PskAuth } from './auth.js';
 
 export interface ClairHttpOptions {
   ca?: Buffer;
+  /** HTTP(S)_PROXY/NO_PROXY, when any proxy is set. */
+  proxy?: ProxySettings | undefined;
   psk?: PskAuth;
   /** Default 4. */
   retries?: number | undefined;
@@ -38,6 +41,7 @@ export async function createClairHttp(options: ClairHttpOptions): Promise<Got> {
         (request) => {
           if (psk) request.headers.authorization = `Bearer ${signPskToken(psk)}`;
         },
+        ...(options.proxy && anyProxy(options.proxy) ? [proxyHook(options.proxy, { ca: options.ca })] : []),
       ],
     },
   });

@@ -21,6 +21,7 @@ import {
   type ExitCode,
 } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
+import { proxySettings } from '../runtime/proxy.js';
 import { lineProgress, silentProgress } from '../runtime/progress.js';
 import { VERSION } from '../version.js';
 import { resolveClairApi } from '../clair/detect.js';
@@ -93,15 +94,17 @@ async function scanAll(
   const policy = await loadRunPolicy(options, { now: clock(), log, ...(deps.cwd ? { cwd: deps.cwd } : {}) });
   const psk = managed ? managed.psk : pskFromEnv(deps.env);
   const ca = options.clairCaCert ? await readCaFile(options.clairCaCert) : undefined;
+  // HTTP(S)_PROXY and NO_PROXY, as the docker CLI reads them, for Clair and registries (never the daemon's socket).
+  const proxy = proxySettings(deps.env);
 
   const images = await chooseSource({
-    images: options.images, input: options.input, imageSources: options.imageSources, platform: options.platform,
+    images: options.images, input: options.input, imageSources: options.imageSources, platform: options.platform, proxy,
     globals, env: deps.env, home: deps.home, log,
     source: deps.source, stdin: deps.stdin,
   }, signal);
 
   // --clair-api auto probes Clair once; the engine speaks the API found.
-  const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal });
+  const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal, proxy });
   log.debug(`Clair API: ${api.api} (${api.why})`);
   const binding = managed?.gateway && !options.layerAddress
     ? containerNetworkBinding(managed.gateway)
@@ -109,7 +112,7 @@ async function scanAll(
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   const engine = await createClairEngine(api.api, {
     indexerUrl, matcherUrl, psk, ca, binding, maxDbAgeMs: options.maxDbAgeMs, now: clock, v1BufferBytes: options.v1BufferBytes,
-    v1FullLayers: options.v1FullLayers,
+    v1FullLayers: options.v1FullLayers, proxy,
   });
   // Progress is for people watching a terminal; CI logs get the report and errors only.
   const progress = options.progress && deps.stderrIsTTY ? lineProgress(deps.stderr) : silentProgress;

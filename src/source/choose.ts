@@ -13,6 +13,7 @@ import type { ArchiveGroup, ImageArchive } from './archive.js';
 import type { RemoteImage } from '../registry/client.js';
 import { normalizeArch } from '../registry/manifest.js';
 import { DockerClairError, ImageNotFoundError } from '../runtime/errors.js';
+import type { ProxySettings } from '../runtime/proxy.js';
 import { isImageId, RemoteImages } from './remote.js';
 import type { SourceSettings } from './settings.js';
 import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
@@ -30,6 +31,8 @@ export interface SourceContext extends Readonly<SourceSettings> {
   source?: ImageSource | undefined;
   /** What `--input -` reads. */
   stdin?: Readable | undefined;
+  /** HTTP(S)_PROXY/NO_PROXY for registries. */
+  proxy?: ProxySettings | undefined;
 }
 
 /** The images of a run, each opened (inspected, selected, probed) when its turn comes. */

@@ -8,6 +8,7 @@ import { registryCredential } from '../registry/credentials.js';
 import { normalizeArch, parsePlatform, type Platform } from '../registry/manifest.js';
 import { parseRemoteReference } from '../registry/reference.js';
 import type { Logger } from '../runtime/log.js';
+import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
 
 export interface RemoteContext {
   globals: DockerGlobalFlags;
@@ -16,6 +17,8 @@ export interface RemoteContext {
   log: Logger;
   /** --platform, as given. */
   platform?: string | undefined;
+  /** HTTP(S)_PROXY/NO_PROXY for registries and their token servers. */
+  proxy?: ProxySettings | undefined;
 }
 
 /** An image ID (or its short form) names an image in a daemon, never one in a registry. */
@@ -51,7 +54,11 @@ export class RemoteImages {
   }
 
   private client(): Promise<import('got').Got> {
-    this.http ??= import('got').then(({ default: got }) => got.extend({ headers: { 'user-agent': 'docker-clair' } }));
+    const { proxy } = this.ctx;
+    this.http ??= import('got').then(({ default: got }) => got.extend({
+      headers: { 'user-agent': 'docker-clair' },
+      ...(proxy && anyProxy(proxy) ? { hooks: { beforeRequest: [proxyHook(proxy)] } } : {}),
+    }));
     return this.http;
   }
 }

@@ -7,10 +7,12 @@ import { redactUrl } from '../../runtime/redact.js';
 import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseLayerEnvelope, parseNamespaces, parseVulnerabilityPage } from './parse.js';
 import type * as V1 from './wire.js';
+import type { ProxySettings } from '../../runtime/proxy.js';
 
 export interface ClairV1Options {
   url: URL;
   ca?: Buffer;
+  proxy?: ProxySettings | undefined;
   /** Per-request timeout for everything but the (blocking) layer POST; ms. */
   requestTimeoutMs?: number;
   retries?: number;

@@ -6,6 +6,7 @@ import type { PskAuth } from '../auth.js';
 import { apiUrl, ClairHttpClient, createClairHttp, describeUrl, failedResponse, unreachableError, type SendOptions } from '../http.js';
 import { parseErrorBody, parseIndexReport, parseUpdateOperations, parseVulnerabilityReport } from './parse.js';
 import type * as V4 from './wire.js';
+import type { ProxySettings } from '../../runtime/proxy.js';
 
 export interface ClairV4Options {
   indexerUrl: URL;
@@ -13,6 +14,7 @@ export interface ClairV4Options {
   psk?: PskAuth;
   /** Extra CA certificates (PEM) for https Clair endpoints. */
   ca?: Buffer;
+  proxy?: ProxySettings | undefined;
   /** Per-request timeout for everything but the synchronous index POST; ms. */
   requestTimeoutMs?: number;
   /** Retries of 429/503 answers, with exponential backoff. */

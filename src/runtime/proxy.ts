@@ -1,0 +1,149 @@
+// HTTP proxies as the docker CLI honours them (Go's golang.org/x/net/http/httpproxy): HTTPS_PROXY for https URLs,
+// HTTP_PROXY for http URLs, either case (upper first); NO_PROXY a comma-separated list of hosts (a name matches
+// itself and its subdomains, a leading "." its subdomains only), IP addresses, CIDR ranges, each optionally with a
+// port, or "*" for none. Loopback and `localhost` are never proxied: a proxy elsewhere cannot reach them. Applied
+// to the requests made with got (Clair, registries, token servers) by a hook choosing each request's agent, so a
+// redirect to another host is judged again.
+import { Agent as HttpAgent, type ClientRequest, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { isIP } from 'node:net';
+import type { BeforeRequestHook } from 'got';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { UsageError } from './errors.js';
+import { redactUrl } from './redact.js';
+
+export interface ProxySettings {
+  httpProxy?: URL | undefined;
+  httpsProxy?: URL | undefined;
+  noProxy: string[];
+}
+
+/** The proxy settings of an environment; a proxy variable that is no URL is a usage error naming it. */
+export function proxySettings(env: Record<string, string | undefined>): ProxySettings {
+  const read = (name: string) => env[name] || env[name.toLowerCase()] || undefined;
+  return {
+    httpProxy: proxyUrl(read('HTTP_PROXY'), 'HTTP_PROXY'),
+    httpsProxy: proxyUrl(read('HTTPS_PROXY'), 'HTTPS_PROXY'),
+    noProxy: (read('NO_PROXY') ?? '').split(/[,\s]+/).map((e) => e.trim().toLowerCase()).filter(Boolean),
+  };
+}
+
+function proxyUrl(value: string | undefined, name: string): URL | undefined {
+  if (!value) return undefined;
+  try {
+    // Go reads a proxy without a scheme as http://.
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(url.protocol);
+    return url;
+  } catch {
+    throw new UsageError(`${name} is not a proxy URL: ${redactUrl(value)}`, `set it to http://host:port (or unset it)`);
+  }
+}
+
+/** The proxy for a request to `url`, or undefined: straight there. */
+export function proxyFor(url: URL, settings: ProxySettings): URL | undefined {
+  const proxy = url.protocol === 'https:' ? settings.httpsProxy : url.protocol === 'http:' ? settings.httpProxy : undefined;
+  if (!proxy) return undefined;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || isLoopback(host)) return undefined;
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  return settings.noProxy.some((entry) => excludes(entry, host, port)) ? undefined : proxy;
+}
+
+function excludes(entry: string, host: string, port: string): boolean {
+  if (entry === '*') return true;
+  const cidr = /^([^/]+)\/(\d{1,3})$/.exec(entry);
+  if (cidr) return isIP(host) !== 0 && inCidr(host, cidr[1] as string, Number(cidr[2]));
+  let name = entry;
+  let wantPort: string | undefined;
+  const withPort = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(entry);
+  if (withPort) {
+    name = withPort[1] as string;
+    wantPort = withPort[2];
+  }
+  name = name.replace(/^\[|\]$/g, '');
+  if (wantPort !== undefined && wantPort !== port) return false;
+  if (isIP(name) !== 0) return name === host;
+  if (name.startsWith('*.')) name = name.slice(1);
+  if (name.startsWith('.')) return host.endsWith(name);
+  return host === name || host.endsWith(`.${name}`);
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function inCidr(ip: string, base: string, bits: number): boolean {
+  const a = bytesOf(ip);
+  const b = bytesOf(base);
+  if (!a || !b || a.length !== b.length || bits > a.length * 8) return false;
+  for (let i = 0; i < bits; i++) {
+    const mask = 0x80 >> (i % 8);
+    if (((a[i >> 3] as number) & mask) !== ((b[i >> 3] as number) & mask)) return false;
+  }
+  return true;
+}
+
+function bytesOf(ip: string): number[] | undefined {
+  if (isIP(ip) === 4) return ip.split('.').map(Number);
+  if (isIP(ip) !== 6) return undefined;
+  const [head = '', tail = ''] = ip.split('::');
+  const groups = (s: string) => (s ? s.split(':') : []);
+  const h = groups(head);
+  const t = ip.includes('::') ? groups(tail) : [];
+  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return all.flatMap((g) => {
+    const n = Number.parseInt(g, 16);
+    return [n >> 8, n & 0xff];
+  });
+}
+
+/**
+ * A got hook sending each request through its proxy (or none), with one agent per proxy and scheme, kept for the
+ * run; `tls` is what https requests through a proxy verify the server with (the CA of a private Clair).
+ */
+export function proxyHook(settings: ProxySettings, tls: { ca?: Buffer | undefined } = {}): BeforeRequestHook {
+  const agents = new Map<string, HttpAgent | HttpsAgent>();
+  return (options) => {
+    const url = options.url instanceof URL ? options.url : new URL(String(options.url));
+    const proxy = proxyFor(url, settings);
+    if (!proxy) return;
+    const https = url.protocol === 'https:';
+    const key = `${https ? 'https' : 'http'} ${proxy.href}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      // http: the request in absolute form to the proxy; https: a CONNECT tunnel, the server verified through it.
+      agent = https ? new HttpsProxyAgent(proxy, { ...(tls.ca ? { ca: tls.ca } : {}) }) : new ForwardProxyAgent(proxy);
+      agents.set(key, agent);
+    }
+    options.agent = https ? { https: agent as HttpsAgent } : { http: agent as HttpAgent };
+  };
+}
+
+/** Whether any proxy is set at all (so callers add no hook when none is). */
+export function anyProxy(settings: ProxySettings): boolean {
+  return settings.httpProxy !== undefined || settings.httpsProxy !== undefined;
+}
+
+/**
+ * Plain http through a proxy as Go's transport sends it: the request line carries the absolute URL and the
+ * connection goes to the proxy (no CONNECT, which proxies commonly allow to port 443 only).
+ */
+class ForwardProxyAgent extends HttpAgent {
+  constructor(private readonly proxy: URL) {
+    super({ keepAlive: false });
+  }
+
+  // Node's ClientRequest writes its request line on the first write, after the agent took the request: the
+  // path set here is the one sent.
+  addRequest(req: ClientRequest, options: RequestOptions): void {
+    const host = req.getHeader('host') ?? `${options.hostname ?? options.host}${options.port ? `:${options.port}` : ''}`;
+    req.path = `http://${String(host)}${req.path}`;
+    if (this.proxy.username) {
+      const user = `${decodeURIComponent(this.proxy.username)}:${decodeURIComponent(this.proxy.password)}`;
+      req.setHeader('proxy-authorization', `Basic ${Buffer.from(user).toString('base64')}`);
+    }
+    const add = (HttpAgent.prototype as unknown as { addRequest(r: ClientRequest, o: RequestOptions): void }).addRequest;
+    add.call(this, req, { ...options, host: this.proxy.hostname.replace(/^\[|\]$/g, ''), hostname: this.proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(this.proxy.port || 80) });
+  }
+}
