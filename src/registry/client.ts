@@ -150,7 +150,12 @@ class RepositorySession {
       });
     } catch (error) {
       if (this.options.signal?.aborted) throw this.options.signal.reason;
-      throw new RegistryError(`cannot reach the registry at ${this.ref.host} (${errnoCode(error) ?? (error as Error).message})`,
+      const code = errnoCode(error) ?? (error as { code?: string }).code;
+      if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(code)) {
+        throw new RegistryError(`the registry at ${this.ref.host} presented a certificate that is not trusted here (${code})`,
+          `put its CA certificate in /etc/docker/certs.d/${this.ref.host}/ca.crt (or ~/.config/docker/certs.d/${this.ref.host}/ca.crt), as for the daemon`, { cause: error });
+      }
+      throw new RegistryError(`cannot reach the registry at ${this.ref.host} (${code ?? (error as Error).message})`,
         'check the registry name, and the network path to it (HTTPS_PROXY/NO_PROXY)', { cause: error });
     }
   }

@@ -7,6 +7,7 @@
 import { Agent as HttpAgent, type ClientRequest, type RequestOptions } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import type { BeforeRequestHook } from 'got';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { UsageError } from './errors.js';
@@ -98,11 +99,18 @@ function bytesOf(ip: string): number[] | undefined {
   });
 }
 
+/** What https requests through a proxy verify the server with, and present to it. */
+export interface ProxyTls {
+  ca?: Buffer | string[] | undefined;
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
+}
+
 /**
  * A got hook sending each request through its proxy (or none), with one agent per proxy and scheme, kept for the
  * run; `tls` is what https requests through a proxy verify the server with (the CA of a private Clair).
  */
-export function proxyHook(settings: ProxySettings, tls: { ca?: Buffer | undefined } = {}): BeforeRequestHook {
+export function proxyHook(settings: ProxySettings, tls: ProxyTls = {}): BeforeRequestHook {
   const agents = new Map<string, HttpAgent | HttpsAgent>();
   return (options) => {
     const url = options.url instanceof URL ? options.url : new URL(String(options.url));
@@ -113,10 +121,16 @@ export function proxyHook(settings: ProxySettings, tls: { ca?: Buffer | undefine
     let agent = agents.get(key);
     if (!agent) {
       // http: the request in absolute form to the proxy; https: a CONNECT tunnel, the server verified through it.
-      agent = https ? new HttpsProxyAgent(proxy, { ...(tls.ca ? { ca: tls.ca } : {}) }) : new ForwardProxyAgent(proxy);
+      agent = https
+        ? new HttpsProxyAgent(proxy, { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) })
+        : new ForwardProxyAgent(proxy);
       agents.set(key, agent);
     }
     options.agent = https ? { https: agent as HttpsAgent } : { http: agent as HttpAgent };
+    // The tunnel's TLS is set up without the target's name when it is an IP address (https-proxy-agent passes no
+    // servername then, and Node checks the certificate against "localhost"): check it against the address itself.
+    const target = url.hostname.replace(/^\[|\]$/g, '');
+    if (https && isIP(target) !== 0) options.https.checkServerIdentity = (_host, cert) => checkServerIdentity(target, cert);
   };
 }
 

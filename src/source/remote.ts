@@ -7,6 +7,7 @@ import { resolveRemoteImage, type RemoteImage } from '../registry/client.js';
 import { registryCredential } from '../registry/credentials.js';
 import { normalizeArch, parsePlatform, type Platform } from '../registry/manifest.js';
 import { parseRemoteReference } from '../registry/reference.js';
+import { certsDirs, registryTls } from '../registry/tls.js';
 import type { Logger } from '../runtime/log.js';
 import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
 
@@ -27,7 +28,8 @@ export function isImageId(ref: string): boolean {
 }
 
 export class RemoteImages {
-  private http: Promise<import('got').Got> | undefined;
+  /** One client per registry host: each with the TLS trust of its certs.d directory. */
+  private readonly clients = new Map<string, Promise<import('got').Got>>();
 
   constructor(private readonly ctx: RemoteContext) {}
 
@@ -39,7 +41,7 @@ export class RemoteImages {
       : daemonPlatform ?? { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: normalizeArch(process.arch) };
     const dir = configDir(ctx.globals, ctx.env, ctx.home);
     const image = await resolveRemoteImage(reference, {
-      http: await this.client(),
+      http: await this.client(reference.host),
       credential: async () => {
         const found = await registryCredential(reference.host, { configDir: dir, env: ctx.env, signal });
         ctx.log.debug(`registry ${reference.host}: ${found ? `credentials from ${found.from}` : 'no credentials (anonymous)'}`);
@@ -53,12 +55,24 @@ export class RemoteImages {
     return image;
   }
 
-  private client(): Promise<import('got').Got> {
-    const { proxy } = this.ctx;
-    this.http ??= import('got').then(({ default: got }) => got.extend({
+  private client(host: string): Promise<import('got').Got> {
+    let client = this.clients.get(host);
+    if (!client) {
+      client = this.makeClient(host);
+      this.clients.set(host, client);
+    }
+    return client;
+  }
+
+  private async makeClient(host: string): Promise<import('got').Got> {
+    const { proxy, log } = this.ctx;
+    const tls = await registryTls(host, certsDirs(this.ctx.env, this.ctx.home));
+    if (tls.files.length) log.debug(`registry ${host}: TLS with ${tls.files.join(', ')}`);
+    const { default: got } = await import('got');
+    return got.extend({
       headers: { 'user-agent': 'docker-clair' },
-      ...(proxy && anyProxy(proxy) ? { hooks: { beforeRequest: [proxyHook(proxy)] } } : {}),
-    }));
-    return this.http;
+      https: { ...(tls.ca ? { certificateAuthority: tls.ca } : {}), ...(tls.cert && tls.key ? { certificate: tls.cert, key: tls.key } : {}) },
+      ...(proxy && anyProxy(proxy) ? { hooks: { beforeRequest: [proxyHook(proxy, { ca: tls.ca, cert: tls.cert, key: tls.key })] } } : {}),
+    });
   }
 }

@@ -8,6 +8,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as tls from 'node:tls';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -63,6 +64,8 @@ export interface FetchOptions {
   layers?: 'scan' | 'discard';
   /** Read bodies at most this fast (bytes per second): a slow Clair, for backpressure. Default: as fast as they come. */
   layerRate?: number;
+  /** Extra CA certificates (PEM) for https URIs, beside the system's. */
+  trustCa?: string;
   record: (r: LayerFetchRecord) => void;
   /** Called when a recorded GET is over (done, failed or cancelled). */
   finished?: (r: LayerFetchRecord) => void;
@@ -109,6 +112,7 @@ export async function goGet(
   uri: string,
   headers: Record<string, string[]>,
   signal: AbortSignal,
+  trustCa?: string,
 ): Promise<Response> {
   let url: URL;
   try {
@@ -123,7 +127,8 @@ export async function goGet(
     }
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const mod = url.protocol === 'https:' ? https : http;
-      const req = mod.request(url, { method: 'GET', headers: hdrs, signal, agent: false }, resolve);
+      const ca = trustCa !== undefined && url.protocol === 'https:' ? { ca: [...tls.rootCertificates, trustCa] } : {};
+      const req = mod.request(url, { method: 'GET', headers: hdrs, signal, agent: false, ...ca }, resolve);
       req.on('error', (err) => {
         if (signal.aborted) reject(signal.reason);
         else reject(new LayerFetchError(`fetcher: request failed: Get ${JSON.stringify(url.href)}: ${goErrorText(err, url)}`));
@@ -242,7 +247,7 @@ async function rangeProbe(desc: LayerDescriptor, opts: FetchOptions): Promise<vo
   };
   opts.record(rec);
   try {
-    const { res } = await goGet(desc.uri, headers, opts.signal);
+    const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
     rec.status = res.statusCode;
     rec.contentType = headersOf(res, 'content-type');
     rec.acceptRanges = headersOf(res, 'accept-ranges');
@@ -273,7 +278,7 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
   opts.record(rec);
   let response: http.IncomingMessage | undefined;
   try {
-    const { res } = await goGet(desc.uri, headers, opts.signal);
+    const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
     response = res;
     rec.status = res.statusCode;
     rec.contentType = headersOf(res, 'content-type');

@@ -64,6 +64,8 @@ export interface ClairDoubleOptions {
   layers?: 'scan' | 'discard';
   /** v4: read layer bodies at most this many bytes per second (a slow Clair). Default: unpaced. */
   layerRate?: number;
+  /** v4: extra CA certificates (PEM) trusted for https layer URIs, as a Clair host's trust store would hold them. */
+  trustCa?: string;
   /** v4: emulate unreleased claircore's `Range: bytes=0-15` + `claircore-reason: inspect` probe. Default false. */
   rangeProbe?: boolean;
   /** v4: `enrichments` member of vulnerability reports. Default `{}`. */

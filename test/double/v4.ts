@@ -267,6 +267,7 @@ export class ClairV4 {
         rangeProbe: this.opts.rangeProbe ?? false,
         ...(this.opts.layers ? { layers: this.opts.layers } : {}),
         ...(this.opts.layerRate !== undefined ? { layerRate: this.opts.layerRate } : {}),
+        ...(this.opts.trustCa !== undefined ? { trustCa: this.opts.trustCa } : {}),
         wanted: wantedPath,
         record: (r) => this.track(r),
         finished: (r) => {

@@ -2,6 +2,7 @@
 // and CONNECT tunnels (for https, relayed blind). On loopback, a port of its own.
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 export interface ProxyLogEntry {
   method: string;
@@ -71,4 +72,9 @@ export async function startLoggingProxy(): Promise<LoggingProxy> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A non-loopback IPv4 address of this machine: loopback is never proxied, so proxy tests need another. */
+export function lanAddress(): string | undefined {
+  return Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 }

@@ -6,8 +6,9 @@
 // (token-server.ts), or Basic auth from an htpasswd file.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { get as httpsGet } from 'node:https';
 import path from 'node:path';
 import { TEST_DOCKER_HOST } from './daemon.js';
 import { freePort } from './ports.js';
@@ -39,6 +40,8 @@ export interface Registry {
    * config directory of its own, never the user's ~/.docker.
    */
   push(image: string, repo: string, tag: string, user?: string): Promise<string>;
+  /** Where it stores blobs and manifests (startTlsRegistry serves the same store). */
+  storage: string;
   close(): Promise<void>;
 }
 
@@ -110,7 +113,70 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   mkdirSync(dockerConfig);
   const push = (image: string, repo: string, tag: string, user?: string) =>
     pushImage({ host, dockerConfig, login: loginFor(options.auth, auth.login, user) }, image, repo, tag);
-  return { host, service: auth.service, realm: auth.realm, tokenRequests: auth.tokenRequests, push, close };
+  return { host, service: auth.service, realm: auth.realm, tokenRequests: auth.tokenRequests, push, storage: path.join(dir, 'data'), close };
+}
+
+export interface TlsRegistry {
+  /** address:port */
+  host: string;
+  /** PEM of the CA that signed its certificate. */
+  ca: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A second registry serving `storage` (another registry's, filled by docker push over plain http) over TLS on
+ * `address` (an address of this machine, for a certificate with that IP), its certificate signed by a fresh test CA.
+ */
+export async function startTlsRegistry(storage: string, address: string): Promise<TlsRegistry> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'docker-clair-tls-registry-'));
+  const port = await freePort();
+  const host = `${address}:${port}`;
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  let child: ChildProcess | undefined;
+  const close = async () => {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child?.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
+      '-subj', '/CN=docker-clair test CA', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=registry']);
+    writeFileSync(path.join(dir, 'ext.cnf'), `subjectAltName=IP:${address}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
+    run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf']);
+    const config = path.join(dir, 'config.yml');
+    writeFileSync(config, [
+      'version: 0.1',
+      'log: {level: warn}',
+      `storage: {filesystem: {rootdirectory: ${JSON.stringify(storage)}}, maintenance: {readonly: {enabled: true}}}`,
+      `http: {addr: "${host}", tls: {certificate: ${JSON.stringify(path.join(dir, 'server.crt'))}, key: ${JSON.stringify(path.join(dir, 'server.key'))}}}`,
+      '',
+    ].join('\n'));
+    child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const ca = readFileSync(path.join(dir, 'ca.crt'), 'utf8');
+    const exited = new AbortController();
+    child.once('close', (code, signal) => exited.abort(new Error(`it exited (${signal ?? code}): ${stderr}`)));
+    await until(`docker-registry over TLS on ${host}`, () => new Promise<true | undefined>((resolve) => {
+      const req = httpsGet(`https://${host}/v2/`, { ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? true : undefined);
+      });
+      req.on('error', () => resolve(undefined));
+    }), { signal: exited.signal });
+    return { host, ca, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 async function setUpAuth(auth: RegistryAuth | undefined, dir: string): Promise<AuthSetup> {

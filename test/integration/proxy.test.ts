@@ -1,18 +1,12 @@
 // HTTP(S)_PROXY/NO_PROXY for the requests to Clair: through a real forward proxy that logs what passes. Loopback is
 // never proxied (as in the docker CLI), so Clair (the double) listens on this machine's non-loopback address.
 import assert from 'node:assert/strict';
-import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { TEST_IMAGES } from '../helpers/daemon.js';
-import { startLoggingProxy, type LoggingProxy } from '../helpers/http-proxy.js';
+import { lanAddress, startLoggingProxy, type LoggingProxy } from '../helpers/http-proxy.js';
 import { imageLayerFetches } from '../helpers/layer-fetches.js';
 import { scanInProcess } from '../helpers/scan.js';
-
-/** A non-loopback IPv4 address of this machine. */
-function lanAddress(): string | undefined {
-  return Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-}
 
 const lan = lanAddress();
 
