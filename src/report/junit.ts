@@ -7,7 +7,7 @@
 //   <testsuites>                                     bare: the Ant XSD allows no attribute on it
 //     <testsuite name="<image>" package="clair" id="0" timestamp="<generatedAt, UTC, no zone>" hostname="…"
 //                tests failures errors skipped time="0">         one suite per image, always ≥ 1 testcase
-//       <properties> image, image.id, image.digest, clair.url, clair.api, distribution, packages, fail-on, verdict,
+//       <properties> image, image.id, image.digest, image.source, clair.url, clair.api, distribution, packages, fail-on, verdict,
 //                    reason, tool </properties>
 //       <testcase classname="clair.<image>" name="scan" time="0"/>            the image's own case, always present:
 //                    passing when the scan gave a trustworthy answer; <error type="ScanError|DatabaseEmpty|
@@ -113,6 +113,7 @@ function buildSuite(outcome: ImageOutcome, report: Report): Suite {
     ['image', scan.image.ref],
     ['image.id', scan.image.id],
     ...(scan.image.digest ? [['image.digest', scan.image.digest] as [string, string]] : []),
+    ...(scan.image.source ? [['image.source', scan.image.source] as [string, string]] : []),
     ['clair.url', scan.engine.url],
     ['clair.api', scan.engine.api],
     ['distribution', dist ? (dist.prettyName ?? `${dist.id} ${dist.version}`) : 'none recognised'],

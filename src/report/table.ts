@@ -73,7 +73,7 @@ function renderImage(outcome: ImageOutcome, options: TableOptions, report: Repor
   const dist = scan.distribution;
   const distText = dist ? dist.prettyName || [dist.id, dist.version].filter(Boolean).join(' ') : 'no OS detected';
   const header = [
-    `${stripControl(scan.image.ref)} (${stripControl(shortDigest(scan.image.id))})`,
+    `${stripControl(scan.image.ref)} (${stripControl(shortDigest(scan.image.id))}${scan.image.source === 'registry' ? ', from its registry' : ''})`,
     stripControl(distText),
     `${scan.packageCount} package${scan.packageCount === 1 ? '' : 's'} indexed`,
     `${paint(verdict.verdict.toUpperCase(), VERDICT_STYLE[verdict.verdict], color)}: ${stripControl(verdict.reason)}`,

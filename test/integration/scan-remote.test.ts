@@ -3,7 +3,7 @@
 // itself. Nothing is exported and no layer byte passes through the plugin; the findings are those of a scan of
 // the same image through the daemon.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +76,14 @@ describe('registry images on Clair v4', { skip: !registryAvailable() && 'docker-
       assert.ok(vulnIds(image).includes('CVE-2099-0013 docker-clair-fixture'));
       assert.equal(image.packageCount, daemonImage.packageCount);
 
+      const dir = await mkdtemp(join(tmpdir(), 'dc-remote-junit-'));
+      try {
+        const table = await scanInProcess(['--clair', clair.url, '--format', 'table', '--format', `junit=${join(dir, 'r.xml')}`, '--image-src', 'remote', multilayer]);
+        assert.match(table.stdout, new RegExp(`^${multilayer.replace(/[.]/g, '\\.')} \\(${blobs.config.slice(7, 19)}, from its registry\\) · `, 'm'));
+        assert.match(await readFile(join(dir, 'r.xml'), 'utf8'), /<property name="image.source" value="registry"\/>/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
       const warm = await scanInProcess(['--clair', clair.url, '--format', 'json', '--image-src', 'remote', multilayer]);
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(imageLayerFetches(clair).length, fetches.length, 'a warm rescan fetches nothing');
