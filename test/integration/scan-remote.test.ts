@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
-import { imageLayerFetches, withDouble } from '../helpers/layer-fetches.js';
+import { imageLayerFetches, withDouble, withV1Double } from '../helpers/layer-fetches.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
 import { scanInProcess, type ScanRun } from '../helpers/scan.js';
 
@@ -234,6 +234,28 @@ describe('registry images behind token auth', { skip: !registryAvailable() && 'd
       assert.equal(wrong.code, 2);
       assert.equal(wrong.error?.message, `the token server of ${registry.host} refused the credentials from config.json auths (HTTP 401)`);
       assert.equal(imageLayerFetches(clair).length, 0, 'Clair was asked for nothing');
+    });
+  });
+
+  it('Clair v1: each layer posted with Path = the blob URL and the pull token; the findings of a v1 daemon scan', async () => {
+    const config = await configWith({ auth: Buffer.from(`ci:${PASSWORD}`).toString('base64') });
+    const fromDaemon = await withV1Double((clair) => scanInProcess(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', TEST_IMAGES.multilayer]));
+    await withV1Double(async (clair) => {
+      const run = await scanInProcess(['--clair', clair.url, '--clair-api', 'v1', '--format', 'json', '--image-src', 'remote', ref], { env: { DOCKER_CONFIG: config } });
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(run.stats, { saves: 0, layersSent: 0, bytesSent: 0 });
+      const [image] = imagesOf(run) as [ReportImage];
+      assert.equal(image.image.source, 'registry');
+      assert.deepEqual(vulnIds(image), vulnIds(imagesOf(fromDaemon)[0] as ReportImage));
+      assert.ok(clair.layerFetches.length >= 3);
+      for (const f of clair.layerFetches) {
+        assert.match(f.uri, new RegExp(`^http://${registry.host.replace(/\./g, '\\.')}/v2/team/app/blobs/sha256:[0-9a-f]{64}$`));
+        assert.match((f.requestHeaders.Authorization ?? f.requestHeaders.authorization ?? [])[0] ?? '', /^Bearer /);
+      }
+      const fetched = clair.layerFetches.length;
+      const warm = await scanInProcess(['--clair', clair.url, '--clair-api', 'v1', '-q', '--image-src', 'remote', ref], { env: { DOCKER_CONFIG: config } });
+      assert.equal(warm.code, 1, warm.stderr);
+      assert.equal(clair.layerFetches.length, fetched, 'a warm rescan fetches nothing');
     });
   });
 

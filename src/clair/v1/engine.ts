@@ -1,5 +1,5 @@
-// One image through the legacy Clair v1 API (Clair 1.x/2.x): layers are posted parent first (index-layers.ts),
-// then Clair reports on the top layer, which covers its ancestors. Clair is asked first: a known top layer means
+// One image through the legacy Clair v1 API (Clair 1.x/2.x): layers are posted parent first (index-layers.ts; a
+// registry image's straight from the registry), then Clair reports on the top layer, which covers its ancestors. Clair is asked first: a known top layer means
 // no export at all.
 import type { ClairV1Client } from './client.js';
 import { indexLayersV1 } from './index-layers.js';
@@ -8,7 +8,10 @@ import { v1LayerNames } from './layer-names.js';
 import { toImageScanV1 } from './normalise.js';
 import type { ImageRef, ImageScan } from '../../findings/model.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
-import { ArchiveFormatError, ClairProtocolError } from '../../runtime/errors.js';
+import { ArchiveFormatError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
+import type { RemoteImage } from '../../registry/client.js';
+import { knownPrefix } from './index-layers.js';
+import type * as V1 from './wire.js';
 import type { ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun } from '../engine.js';
 
@@ -58,18 +61,57 @@ export class ClairV1Engine implements ClairEngine {
       ref: archive.ref, id: id ?? '', ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}),
       source: archive.origin === 'docker save' ? 'daemon' : 'archive',
     };
-    const scan = unsupported === undefined ? await this.match(archive, ref, order, run) : this.unsupportedScan(ref, unsupported);
+    const scan = unsupported === undefined ? await this.match(ref, order, run) : this.unsupportedScan(ref, unsupported);
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };
   }
 
+  /**
+   * An image in a registry: each layer Clair lacks is posted parent first with `Path` = the blob's URL and `Headers`
+   * = the pull token, so Clair fetches it from the registry itself. Layers are named by the chain of blob digests.
+   */
+  async scanRemote(image: RemoteImage, run: EngineRun): Promise<EngineResult> {
+    const { clair } = this.settings;
+    const { signal } = run;
+    const order = image.layers.map((l) => l.digest);
+    const names = v1LayerNames(order);
+    const ref: ImageRef = { ref: image.ref, id: image.configDigest, digest: image.repoDigest, source: 'registry' };
+    if (names.length === 0) throw new ClairProtocolError(`${image.ref} has no layers Clair v1 could fetch`);
+    let unsupported: string | undefined;
+    if (await clair.getLayer(names.at(-1) as string, { signal })) {
+      run.log.debug(`Clair v1 already has the top layer of ${image.ref}: nothing fetched`);
+      run.progress({ stage: 'cached', image: image.ref });
+    } else {
+      const headers = Object.fromEntries(Object.entries(image.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
+      for (let i = await knownPrefix(clair, names, signal); i < order.length && unsupported === undefined; i++) {
+        const request: V1.LayerRequest = { Name: names[i] as string, Path: (image.layers[i] as RemoteImage['layers'][number]).url, Headers: headers, Format: 'Docker' };
+        if (i > 0) request.ParentName = names[i - 1] as string;
+        let result;
+        try {
+          result = await clair.postLayer(request, signal);
+        } catch (error) {
+          if (error instanceof ClairIndexError && /could not find layer/.test(error.message)) {
+            throw new ClairIndexError(`Clair v1 could not fetch layer ${order[i]} of ${image.ref} from the registry at ${image.host} (400: could not find layer)`,
+              'Clair fetches the layers itself: it needs a network path to the registry, and the pull token may have expired; scan again', { cause: error });
+          }
+          throw error;
+        }
+        if (result.kind === 'unsupported') unsupported = result.message;
+        run.progress({ stage: 'layer', image: image.ref, digest: order[i] as string, index: i, total: order.length, fetched: true, bytes: 0 });
+      }
+    }
+    const scan = unsupported === undefined ? await this.match(ref, order, run) : this.unsupportedScan(ref, unsupported);
+    run.progress({ stage: 'done', image: image.ref, findings: scan.findings.length });
+    return { scan, exported: false, layersSent: 0, bytesSent: 0 };
+  }
+
   /** The top layer's report, which covers its ancestors. */
-  private async match(archive: ImageArchive, ref: ImageRef, order: string[], run: EngineRun): Promise<ImageScan> {
+  private async match(ref: ImageRef, order: string[], run: EngineRun): Promise<ImageScan> {
     const { clair, clairUrl } = this.settings;
     const names = v1LayerNames(order);
     const topName = names.at(-1);
-    if (topName === undefined) throw new ArchiveFormatError(`${archive.ref} has no layers`);
-    run.progress({ stage: 'match', image: archive.ref });
+    if (topName === undefined) throw new ArchiveFormatError(`${ref.ref} has no layers`);
+    run.progress({ stage: 'match', image: ref.ref });
     const layer = await clair.getLayer(topName, { vulnerabilities: true, signal: run.signal });
     if (!layer) {
       throw new ClairProtocolError(`Clair v1 does not know layer ${topName} right after indexing it`,
