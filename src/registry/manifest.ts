@@ -52,7 +52,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined, wha
     throw new RegistryError(`the manifest of ${what} is not JSON`);
   }
   const type = (contentType ?? '').split(';')[0]?.trim() || String(parsed.mediaType ?? '');
-  if (parsed.schemaVersion === 1 || /manifest\.v1\+(pretty)?jws|manifest\.v1\+json$/.test(type)) {
+  if (parsed.schemaVersion === 1 || /^application\/vnd\.docker\.distribution\.manifest\.v1\+(prettyjws|json)$/.test(type)) {
     throw new RegistryError(`${what} has a Docker schema 1 manifest, which Clair v4 cannot index`, 'push the image again with a current docker or buildx');
   }
   if (type === MEDIA.ociIndex || type === MEDIA.dockerList || (type === '' && Array.isArray(parsed.manifests))) {

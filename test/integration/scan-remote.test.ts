@@ -3,6 +3,7 @@
 // itself. Nothing is exported and no layer byte passes through the plugin; the findings are those of a scan of
 // the same image through the daemon.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { imageLayerFetches, withDouble, withV1Double } from '../helpers/layer-fetches.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
+import { MEDIA, sha256, zstdFrame } from '../helpers/save-archives.js';
 import { scanInProcess, type ScanRun } from '../helpers/scan.js';
 
 interface ReportImage {
@@ -288,6 +290,54 @@ describe('a registry that takes only Basic auth', { skip: !registryAvailable() &
         assert.equal(run.error?.message, `the registry at ${registry.host} takes only Basic authentication, so Clair could fetch the layers only with your password`);
         assert.match(run.error?.hint ?? '', /--image-src daemon/);
         assert.equal(clair.layerFetches.length, 0);
+      });
+    } finally {
+      await registry.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a zstd layer in a registry (OCI manifest)', { skip: !registryAvailable() && 'docker-registry is not installed' }, () => {
+  it('Clair fetches the zstd blob and indexes what it holds: the findings of the same layer from the daemon', async () => {
+    const registry = await startRegistry();
+    const work = await mkdtemp(join(tmpdir(), 'dc-remote-zstd-'));
+    try {
+      // debian12's one layer and config, from its `docker save`, the layer compressed with zstd.
+      const archive = join(work, 'debian12.tar');
+      dockerCli(['save', '-o', archive, TEST_IMAGES.debian12]);
+      const entry = (name: string) => execFileSync('tar', ['-xOf', archive, name], { maxBuffer: 1 << 30 });
+      const [item] = JSON.parse(entry('manifest.json').toString('utf8')) as { Config: string; Layers: string[] }[];
+      const config = entry(item?.Config as string);
+      const layer = zstdFrame(entry(item?.Layers[0] as string));
+      const repo = `http://${registry.host}/v2/team/zstd`;
+      const upload = async (blob: Buffer) => {
+        const digest = sha256(blob);
+        const start = await fetch(`${repo}/blobs/uploads/`, { method: 'POST' });
+        assert.equal(start.status, 202);
+        const location = new URL(start.headers.get('location') ?? '', repo);
+        location.searchParams.set('digest', digest);
+        const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob });
+        assert.equal(put.status, 201, await put.text());
+        return { digest, size: blob.length };
+      };
+      const manifest = JSON.stringify({
+        schemaVersion: 2, mediaType: MEDIA.ociManifest,
+        config: { mediaType: MEDIA.ociConfig, ...(await upload(config)) },
+        layers: [{ mediaType: MEDIA.layerZstd, ...(await upload(layer)) }],
+      });
+      const put = await fetch(`${repo}/manifests/1`, { method: 'PUT', headers: { 'content-type': MEDIA.ociManifest }, body: manifest });
+      assert.equal(put.status, 201, await put.text());
+      const ref = `${registry.host}/team/zstd:1`;
+      const fromDaemon = await withDouble((clair) => scanInProcess(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]));
+      await withDouble(async (clair) => {
+        const run = await scanInProcess(['--clair', clair.url, '--format', 'json', '--image-src', 'remote', ref]);
+        assert.equal(run.code, 1, run.stderr);
+        assert.deepEqual(imageLayerFetches(clair).map((f) => [f.digest, f.compression]), [[sha256(layer), 'KindZstd']]);
+        const [image] = imagesOf(run) as [ReportImage];
+        assert.equal(image.image.digest, `${registry.host}/team/zstd@${sha256(Buffer.from(manifest))}`);
+        assert.deepEqual(vulnIds(image), vulnIds(imagesOf(fromDaemon)[0] as ReportImage));
+        assert.equal(image.packageCount, (imagesOf(fromDaemon)[0] as ReportImage).packageCount);
       });
     } finally {
       await registry.close();

@@ -86,6 +86,8 @@ describe('manifests and platforms', () => {
     assert.equal(parseManifest(body(index), `${MEDIA.dockerList}; charset=utf-8`, 'x').kind, 'index');
     const image = { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: { digest: 'sha256:c' }, layers: [] };
     assert.equal(parseManifest(body(image), undefined, 'x').kind, 'image');
+    assert.equal(parseManifest(body({ ...image, mediaType: MEDIA.ociManifest }), MEDIA.ociManifest, 'x').kind, 'image', 'OCI is not schema 1');
+    assert.throws(() => parseManifest(body({ schemaVersion: 1 }), 'application/vnd.docker.distribution.manifest.v1+json', 'x'), /schema 1/);
     assert.throws(() => parseManifest(body({ schemaVersion: 1, fsLayers: [] }), 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'x'), /schema 1/);
     assert.throws(() => parseManifest(Buffer.from('<html>'), 'text/html', 'x'), /not JSON/);
   });
