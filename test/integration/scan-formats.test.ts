@@ -262,7 +262,7 @@ describe('--input: each format from a file, and from stdin where one pass can do
         assert.deepEqual(findings(cold, diffIdOf), baseline);
         assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(format.layers));
         const doc = JSON.parse(cold.stdout) as { images: { image: { ref: string; id: string } }[] };
-        assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null }, 'identity from the archive: RepoTags[0], config digest');
+        assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null, source: 'archive' }, 'identity from the archive: RepoTags[0], config digest');
         assert.equal((clair.indexReport(imageId) as { state: string }).state, 'IndexFinished');
 
         const warm = await scanWithStdin(['--input', format.path, '--clair', clair.url, '--format', 'json'], { env });
@@ -286,7 +286,7 @@ describe('--input: each format from a file, and from stdin where one pass can do
         assert.deepEqual(findings(run, diffIdOf), baseline);
         assert.deepEqual(new Set(imageLayerFetches(clair).map((f) => f.digest)), new Set(format.layers));
         const doc = JSON.parse(run.stdout) as { images: { image: { ref: string; id: string } }[] };
-        assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null });
+        assert.deepEqual(doc.images[0]?.image, { ref: REF, id: imageId, digest: null, source: 'archive' });
       });
     });
   }

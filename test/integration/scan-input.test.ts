@@ -60,7 +60,7 @@ describe('--input FILE: choosing images in a multi-image archive', { timeout: 30
       assert.equal(run.code, 1, run.stderr);
       const [only, ...rest] = images(run);
       assert.deepEqual(rest, []);
-      assert.deepEqual(only?.image, { ref: 'docker-clair-test/debian12', id: ids.debian12, digest: null });
+      assert.deepEqual(only?.image, { ref: 'docker-clair-test/debian12', id: ids.debian12, digest: null, source: 'archive' });
       assert.deepEqual(imageLayerFetches(clair).map((f) => f.digest), layers.debian12);
       assert.equal(run.stats.saves, 2, 'the header walk, then one read');
     });
@@ -164,7 +164,7 @@ describe('--input - (and FIFOs): one pass', { timeout: 300_000 }, () => {
       assert.match(warm.stderr, /Clair already indexed this image/);
       assert.equal(imageLayerFetches(clair).length, fetches);
       assert.equal(stdin.bytesRead, (await stat(path)).size, 'the producer is not cut off');
-      assert.deepEqual(images(warm)[0]?.image, { ref: TEST_IMAGES.multilayer, id: ids.multilayer, digest: null });
+      assert.deepEqual(images(warm)[0]?.image, { ref: TEST_IMAGES.multilayer, id: ids.multilayer, digest: null, source: 'archive' });
     });
   });
 

@@ -24,18 +24,6 @@ interface ReportImage {
 const imagesOf = (run: ScanRun): ReportImage[] => (JSON.parse(run.stdout) as { images: ReportImage[] }).images;
 const vulnIds = (image: ReportImage): string[] => [...new Set(image.vulnerabilities.map((v) => `${v.id} ${v.package.name}`))].sort();
 
-/** Pushes a daemon image to the registry under `repo:1`; the daemon keeps no tag of it. */
-function push(registry: Registry, image: string, repo: string): string {
-  const ref = `${registry.host}/${repo}:1`;
-  dockerCli(['tag', image, ref]);
-  try {
-    dockerCli(['push', '-q', ref]);
-  } finally {
-    dockerCli(['rmi', ref]);
-  }
-  return ref;
-}
-
 /** The manifest digest and layer blob digests the registry serves for `ref` (Docker schema 2). */
 async function served(registry: Registry, repo: string): Promise<{ digest: string; config: string; layers: string[] }> {
   const response = await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, {
@@ -50,7 +38,7 @@ describe('registry images on Clair v4', { skip: !registryAvailable() && 'docker-
   let multilayer: string;
   before(async () => {
     registry = await startRegistry();
-    multilayer = push(registry, TEST_IMAGES.multilayer, 'docker-clair-test/app');
+    multilayer = await registry.push(TEST_IMAGES.multilayer, 'docker-clair-test/app', '1');
   });
   after(async () => {
     await registry?.close();
@@ -117,7 +105,7 @@ describe('registry images on Clair v4', { skip: !registryAvailable() && 'docker-
 
   it('a multi-platform index: --platform picks the manifest; a platform it lacks is named with those it has', async () => {
     const amd64 = await served(registry, 'docker-clair-test/app');
-    const base = push(registry, TEST_IMAGES.debian12, 'docker-clair-test/base');
+    const base = await registry.push(TEST_IMAGES.debian12, 'docker-clair-test/base', '1');
     const arm = await served(registry, 'docker-clair-test/base');
     // An index whose arm64 entry is the debian12 image: which one Clair indexes shows which was chosen.
     const manifestOf = async (repo: string) => Buffer.from(await (await fetch(`http://${registry.host}/v2/${repo}/manifests/1`, {
