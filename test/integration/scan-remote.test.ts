@@ -8,6 +8,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
 import { imageLayerFetches, withDouble, withV1Double } from '../helpers/layer-fetches.js';
 import { registryAvailable, startRegistry, type Registry } from '../helpers/registry.js';
@@ -247,6 +248,25 @@ describe('registry images behind token auth', { skip: !registryAvailable() && 'd
       assert.equal(warm.code, 1, warm.stderr);
       assert.equal(clair.layerFetches.length, fetched, 'a warm rescan fetches nothing');
     });
+  });
+
+  it('the registry refusing Clair\'s token (expired by the time Clair fetches): exit 2 saying so', async () => {
+    const config = await configWith({ auth: Buffer.from(`ci:${PASSWORD}`).toString('base64') });
+    // What Clair holds when its fetch happens too late: a token the registry no longer accepts.
+    const clair = await startClairDouble({
+      faults: { index: (manifest) => {
+        for (const layer of manifest.layers) layer.headers = { Authorization: ['Bearer eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJl'] };
+        return undefined;
+      } },
+    });
+    try {
+      const run = await scanInProcess(['--clair', clair.url, '--image-src', 'remote', ref], { env: { DOCKER_CONFIG: config } });
+      assert.equal(run.code, 2);
+      assert.match(run.error?.message ?? '', new RegExp(`^the registry at ${registry.host.replace(/\./g, '\\.')} refused Clair's layer requests for ${ref.replace(/\./g, '\\.')} \\(.*401 Unauthorized.*\\): the pull token expired or was not accepted$`));
+      assert.ok(clair.layerFetches.some((f) => f.status === 401), 'the registry itself answered 401');
+    } finally {
+      await clair.close();
+    }
   });
 
   it('a credential helper on PATH (credsStore) gives the password', async () => {
