@@ -15,7 +15,9 @@
 # How Engine 26 runs here: its dockerd and containerd run on Debian 12's glibc, its runc does not (it needs
 # glibc 2.38), so trixie's runc is left out and Debian 12's (a dependency of docker.io) is found on PATH. Each
 # engine has its own data root, exec root, socket, containerd namespace and address pool, so it never touches the
-# system daemon's state.
+# system daemon's state. classic26 also lists this machine's own outbound address as an insecure registry range
+# (/32), so the tests can show a registry image reached as the daemon reaches an insecure registry (plain http on
+# a non-loopback address).
 #
 # Environment:
 #   DOCKER_CLAIR_STATE_DIR     state directory (default /var/tmp/docker-clair-test): engines/ under it holds the
@@ -113,7 +115,9 @@ start_one() {
   if [[ "$store" == containerd ]]; then
     printf '{"features":{"containerd-snapshotter":true}}\n' >"$dir/daemon.json"
   else
-    printf '{}\n' >"$dir/daemon.json"
+    local lan
+    lan=$(ip -4 -o route get 1.0.0.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+    if [[ -n "$lan" ]]; then printf '{"insecure-registries":["%s/32"]}\n' "$lan" >"$dir/daemon.json"; else printf '{}\n' >"$dir/daemon.json"; fi
   fi
   log "starting $name (Engine $(cat "$PKG_DIR/current/version"), $store image store) on $host (log: $dir/dockerd.log)"
   # setsid: a Ctrl-C aimed at the test run must not kill the engine before `stop` cleans up; fd 8 (the lock) is

@@ -10,7 +10,7 @@ import { authorize, type Authorization } from './auth.js';
 import { parseChallenge } from './challenge.js';
 import type { RegistryCredential } from './credentials.js';
 import { MANIFEST_ACCEPT, choosePlatform, formatPlatform, parseManifest, type Platform } from './manifest.js';
-import { familiarName, isLoopbackHost, type RemoteReference } from './reference.js';
+import { familiarName, type RemoteReference } from './reference.js';
 
 export interface RemoteLayer {
   /** The blob digest: what Clair hashes the fetched bytes to. */
@@ -40,6 +40,11 @@ export interface RemoteImage {
 
 export interface ResolveOptions {
   http: Got;
+  /**
+   * `https`: verified TLS only; `insecure` (a registry the daemon lists as insecure): https without verification,
+   * then plain http, as the daemon tries them; `http`: plain http only (loopback, when no daemon says otherwise).
+   */
+  transport: 'https' | 'insecure' | 'http';
   credential: () => Promise<RegistryCredential | undefined>;
   platform: Platform;
   log: Logger;
@@ -87,20 +92,24 @@ export async function resolveRemoteImage(ref: RemoteReference, options: ResolveO
 /** Requests to one repository, authorized on the first 401 and with the same authorization after. */
 class RepositorySession {
   authorization: Authorization | undefined;
-  readonly base: string;
+  /** The schemes still to try; the first is the one in use once a request got an answer. */
+  private schemes: ('https' | 'http')[];
+  private answered = false;
 
   constructor(
     private readonly ref: RemoteReference,
     private readonly options: ResolveOptions,
   ) {
-    const scheme = isLoopbackHost(ref.registry) ? 'http' : 'https';
-    this.base = `${scheme}://${ref.registry}/v2/${ref.repository}`;
+    this.schemes = options.transport === 'http' ? ['http'] : options.transport === 'insecure' ? ['https', 'http'] : ['https'];
+  }
+
+  get base(): string {
+    return `${this.schemes[0]}://${this.ref.registry}/v2/${this.ref.repository}`;
   }
 
   /** A manifest by tag or digest, checked against its digest. */
   async manifest(reference: string): Promise<{ digest: string; manifest: ReturnType<typeof parseManifest> }> {
-    const url = `${this.base}/manifests/${reference}`;
-    const response = await this.get(url, MANIFEST_ACCEPT);
+    const response = await this.get(`/manifests/${reference}`, MANIFEST_ACCEPT);
     const what = this.ref.given;
     if (response.statusCode === 404) {
       throw new ImageNotFoundError(`image "${what}" not found in the registry at ${this.ref.host} (no manifest ${reference})`,
@@ -123,8 +132,8 @@ class RepositorySession {
     return { digest, manifest: parseManifest(body, headerOf(response.headers['content-type']), what) };
   }
 
-  private async get(url: string, accept: string) {
-    let response = await this.send(url, accept);
+  private async get(path: string, accept: string) {
+    let response = await this.send(path, accept);
     if (response.statusCode === 401 && !this.authorization) {
       const challenge = parseChallenge(response.headers['www-authenticate']);
       if (challenge) {
@@ -132,32 +141,53 @@ class RepositorySession {
           http: this.options.http, host: this.ref.host, repository: this.ref.repository,
           credential: await this.options.credential(), signal: this.options.signal,
         });
-        response = await this.send(url, accept);
+        response = await this.send(path, accept);
       }
     }
     return response;
   }
 
-  private async send(url: string, accept: string) {
+  private async send(path: string, accept: string) {
     const headers: Record<string, string> = { accept };
     if (this.authorization) headers.authorization = this.authorization.header;
-    try {
-      return await this.options.http.get(url, {
-        headers, throwHttpErrors: false, responseType: 'buffer', followRedirect: true, timeout: { request: 60_000 },
-        // A name that does not resolve or a port that refuses is not retried: a missing image must fail fast.
-        retry: { limit: 2, errorCodes: ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'] },
-        ...(this.options.signal ? { signal: this.options.signal } : {}),
-      });
-    } catch (error) {
-      if (this.options.signal?.aborted) throw this.options.signal.reason;
-      const code = errnoCode(error) ?? (error as { code?: string }).code;
-      if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(code)) {
-        throw new RegistryError(`the registry at ${this.ref.host} presented a certificate that is not trusted here (${code})`,
-          `put its CA certificate in /etc/docker/certs.d/${this.ref.host}/ca.crt (or ~/.config/docker/certs.d/${this.ref.host}/ca.crt), as for the daemon`, { cause: error });
+    for (;;) {
+      const scheme = this.schemes[0];
+      try {
+        const response = await this.options.http.get(`${this.base}${path}`, {
+          headers, throwHttpErrors: false, responseType: 'buffer', followRedirect: true, timeout: { request: 60_000 },
+          // A name that does not resolve or a port that refuses is not retried: a missing image must fail fast.
+          retry: { limit: 2, errorCodes: ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'] },
+          ...(scheme === 'https' && this.options.transport === 'insecure' ? { https: { rejectUnauthorized: false } } : {}),
+          ...(this.options.signal ? { signal: this.options.signal } : {}),
+        });
+        this.answered = true;
+        return response;
+      } catch (error) {
+        if (this.options.signal?.aborted) throw this.options.signal.reason;
+        // An insecure registry that does not speak https (or not here): plain http next, as the daemon does.
+        if (!this.answered && this.schemes.length > 1) {
+          this.options.log.debug(`registry ${this.ref.host}: ${scheme} failed (${errnoCode(error) ?? (error as Error).message}); trying ${this.schemes[1]}`);
+          this.schemes.shift();
+          continue;
+        }
+        throw this.unreachable(error);
       }
-      throw new RegistryError(`cannot reach the registry at ${this.ref.host} (${code ?? (error as Error).message})`,
-        'check the registry name, and the network path to it (HTTPS_PROXY/NO_PROXY)', { cause: error });
     }
+  }
+
+  private unreachable(error: unknown): RegistryError {
+    const code = errnoCode(error) ?? (error as { code?: string }).code;
+    const said = `${code ?? ''} ${(error as Error).message ?? ''}`;
+    if (/WRONG_VERSION_NUMBER|EPROTO|packet length too long/i.test(said)) {
+      return new RegistryError(`the registry at ${this.ref.host} does not answer https (${code ?? (error as Error).message})`,
+        "a registry that serves plain http must be among the daemon's insecure-registries (daemon.json), as docker pull needs it", { cause: error });
+    }
+    if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(code)) {
+      return new RegistryError(`the registry at ${this.ref.host} presented a certificate that is not trusted here (${code})`,
+        `put its CA certificate in /etc/docker/certs.d/${this.ref.host}/ca.crt (or ~/.config/docker/certs.d/${this.ref.host}/ca.crt), as for the daemon`, { cause: error });
+    }
+    return new RegistryError(`cannot reach the registry at ${this.ref.host} (${code ?? (error as Error).message})`,
+      'check the registry name, and the network path to it (HTTPS_PROXY/NO_PROXY)', { cause: error });
   }
 }
 

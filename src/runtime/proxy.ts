@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import type { BeforeRequestHook } from 'got';
 import { HttpsProxyAgent } from 'https-proxy-agent';
+import { inCidr } from './cidr.js';
 import { UsageError } from './errors.js';
 import { redactUrl } from './redact.js';
 
@@ -72,31 +73,6 @@ function excludes(entry: string, host: string, port: string): boolean {
 
 function isLoopback(host: string): boolean {
   return host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function inCidr(ip: string, base: string, bits: number): boolean {
-  const a = bytesOf(ip);
-  const b = bytesOf(base);
-  if (!a || !b || a.length !== b.length || bits > a.length * 8) return false;
-  for (let i = 0; i < bits; i++) {
-    const mask = 0x80 >> (i % 8);
-    if (((a[i >> 3] as number) & mask) !== ((b[i >> 3] as number) & mask)) return false;
-  }
-  return true;
-}
-
-function bytesOf(ip: string): number[] | undefined {
-  if (isIP(ip) === 4) return ip.split('.').map(Number);
-  if (isIP(ip) !== 6) return undefined;
-  const [head = '', tail = ''] = ip.split('::');
-  const groups = (s: string) => (s ? s.split(':') : []);
-  const h = groups(head);
-  const t = ip.includes('::') ? groups(tail) : [];
-  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return all.flatMap((g) => {
-    const n = Number.parseInt(g, 16);
-    return [n >> 8, n & 0xff];
-  });
 }
 
 /** What https requests through a proxy verify the server with, and present to it. */

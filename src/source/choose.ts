@@ -14,7 +14,8 @@ import type { RemoteImage } from '../registry/client.js';
 import { normalizeArch } from '../registry/manifest.js';
 import { DockerClairError, ImageNotFoundError } from '../runtime/errors.js';
 import type { ProxySettings } from '../runtime/proxy.js';
-import { isImageId, RemoteImages } from './remote.js';
+import type { InsecureRegistries } from '../registry/insecure.js';
+import { isImageId, RemoteImages, type DaemonView } from './remote.js';
 import type { SourceSettings } from './settings.js';
 import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
@@ -63,7 +64,11 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
   const remote = order.includes('remote') ? new RemoteImages(settings) : undefined;
   const daemon = order.includes('daemon') ? await connectDaemon(settings, signal) : undefined;
   const from = daemon?.source;
-  const platform = daemon ? { os: daemon.info.os, architecture: normalizeArch(daemon.info.arch) } : undefined;
+  let insecure: Promise<InsecureRegistries> | undefined;
+  const view: DaemonView | undefined = daemon && {
+    platform: { os: daemon.info.os, architecture: normalizeArch(daemon.info.arch) },
+    insecure: () => (insecure ??= daemon.source.insecureRegistries?.() ?? Promise.resolve({ cidrs: [], hosts: [] })),
+  };
   const fromDaemon = async (ref: string, progress: ProgressSink, source: ImageSource): Promise<ImageArchive> => {
     const image = await source.inspect(ref);
     const steps = await source.buildSteps?.(image);
@@ -86,7 +91,7 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
             }
           } else if (kind === 'remote' && remote && !isImageId(ref)) {
             try {
-              return await remote.open(ref, signal, platform);
+              return await remote.open(ref, signal, view);
             } catch (error) {
               if (!(missing instanceof ImageNotFoundError) || !(error instanceof DockerClairError) || signal.aborted) throw error;
               // Neither source has it: one message naming both, the daemon first (where most scans look).

@@ -21,6 +21,7 @@ import { hashSaveArchive } from '../save/hash-pass.js';
 import { readSaveArchive, readSaveArchiveOf, type ArchiveEvent } from '../save/reader.js';
 import type { ArchiveEvents, ArchiveGroup, ImageArchive, ReadOptions } from './archive.js';
 import { layerSteps, type HistoryEntry } from './build-steps.js';
+import { insecureRegistriesOf, type InsecureRegistries } from '../registry/insecure.js';
 
 export interface DaemonInfo {
   version: string;
@@ -62,6 +63,8 @@ export interface ImageSource {
   buildSteps?(image: ImageInfo): Promise<LayerStep[] | undefined>;
   /** The engine for messages about its exports: version and image store. */
   describeEngine?(): Promise<EngineDescription>;
+  /** The registries the daemon reaches without TLS verification or over plain http (`insecure-registries`). */
+  insecureRegistries?(): Promise<InsecureRegistries>;
 }
 
 export interface EngineDescription {
@@ -113,6 +116,14 @@ export class DockerImageSource implements ImageSource {
       return { version: info.ServerVersion, store: snapshotter ? 'containerd' : 'classic' };
     } catch {
       return { version: undefined, store: undefined };
+    }
+  }
+
+  async insecureRegistries(): Promise<InsecureRegistries> {
+    try {
+      return insecureRegistriesOf(((await this.docker.info()) as { RegistryConfig?: unknown }).RegistryConfig);
+    } catch {
+      return { cidrs: [], hosts: [] }; // best effort: every registry is then reached over verified https
     }
   }
 

@@ -6,7 +6,8 @@ import type { DockerGlobalFlags } from '../docker/global-flags.js';
 import { resolveRemoteImage, type RemoteImage } from '../registry/client.js';
 import { registryCredential } from '../registry/credentials.js';
 import { normalizeArch, parsePlatform, type Platform } from '../registry/manifest.js';
-import { parseRemoteReference } from '../registry/reference.js';
+import { isInsecureRegistry, type InsecureRegistries } from '../registry/insecure.js';
+import { isLoopbackHost, parseRemoteReference } from '../registry/reference.js';
 import { certsDirs, registryTls } from '../registry/tls.js';
 import type { Logger } from '../runtime/log.js';
 import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
@@ -27,18 +28,30 @@ export function isImageId(ref: string): boolean {
   return /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
 }
 
+/** What a daemon that answered tells about registries. */
+export interface DaemonView {
+  platform: Platform;
+  insecure(): Promise<InsecureRegistries>;
+}
+
 export class RemoteImages {
   /** One client per registry host: each with the TLS trust of its certs.d directory. */
   private readonly clients = new Map<string, Promise<import('got').Got>>();
 
   constructor(private readonly ctx: RemoteContext) {}
 
-  /** `daemonPlatform`: the daemon's os/arch, when one answered (the default platform). */
-  async open(ref: string, signal: AbortSignal, daemonPlatform?: Platform): Promise<RemoteImage> {
+  /**
+   * `daemon`, when one answered: its platform (the default) and its insecure registries (reached over https
+   * without verification, then http). Without a daemon, loopback registries are plain http, as the daemon's
+   * default (127.0.0.0/8) would have them.
+   */
+  async open(ref: string, signal: AbortSignal, daemon?: DaemonView): Promise<RemoteImage> {
     const { ctx } = this;
     const reference = parseRemoteReference(ref);
     const platform = ctx.platform ? parsePlatform(ctx.platform)
-      : daemonPlatform ?? { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: normalizeArch(process.arch) };
+      : daemon?.platform ?? { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: normalizeArch(process.arch) };
+    const insecure = daemon ? await isInsecureRegistry(reference.registry, await daemon.insecure()) : isLoopbackHost(reference.registry);
+    const transport = !insecure ? 'https' as const : daemon ? 'insecure' as const : 'http' as const;
     const dir = configDir(ctx.globals, ctx.env, ctx.home);
     const image = await resolveRemoteImage(reference, {
       http: await this.client(reference.host),
@@ -48,6 +61,7 @@ export class RemoteImages {
         return found;
       },
       platform,
+      transport,
       log: ctx.log,
       signal,
     });

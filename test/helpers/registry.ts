@@ -128,8 +128,17 @@ export interface TlsRegistry {
  * A second registry serving `storage` (another registry's, filled by docker push over plain http) over TLS on
  * `address` (an address of this machine, for a certificate with that IP), its certificate signed by a fresh test CA.
  */
-export async function startTlsRegistry(storage: string, address: string): Promise<TlsRegistry> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'docker-clair-tls-registry-'));
+export function startTlsRegistry(storage: string, address: string): Promise<TlsRegistry> {
+  return serveStore(storage, address, true) as Promise<TlsRegistry>;
+}
+
+/** The same over plain http: a registry on a non-loopback address, as an insecure registry of a daemon serves. */
+export async function startPlainRegistryOn(storage: string, address: string): Promise<{ host: string; close(): Promise<void> }> {
+  return serveStore(storage, address, false);
+}
+
+async function serveStore(storage: string, address: string, tls: boolean): Promise<{ host: string; ca?: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'docker-clair-store-registry-'));
   const port = await freePort();
   const host = `${address}:${port}`;
   const run = (args: string[]) => {
@@ -146,19 +155,19 @@ export async function startTlsRegistry(storage: string, address: string): Promis
     rmSync(dir, { recursive: true, force: true });
   };
   try {
+    if (!tls) {
+      child = spawn('docker-registry', ['serve', writeStoreConfig(dir, storage, host, undefined)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const exited = new AbortController();
+      child.once('close', (code, signal) => exited.abort(new Error(`it exited (${signal ?? code})`)));
+      await until(`docker-registry on ${host}`, async () => ((await fetch(`http://${host}/v2/`)).status === 200 ? true : undefined), { signal: exited.signal });
+      return { host, close };
+    }
     run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
       '-subj', '/CN=docker-clair test CA', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
     run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=registry']);
     writeFileSync(path.join(dir, 'ext.cnf'), `subjectAltName=IP:${address}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
     run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf']);
-    const config = path.join(dir, 'config.yml');
-    writeFileSync(config, [
-      'version: 0.1',
-      'log: {level: warn}',
-      `storage: {filesystem: {rootdirectory: ${JSON.stringify(storage)}}, maintenance: {readonly: {enabled: true}}}`,
-      `http: {addr: "${host}", tls: {certificate: ${JSON.stringify(path.join(dir, 'server.crt'))}, key: ${JSON.stringify(path.join(dir, 'server.key'))}}}`,
-      '',
-    ].join('\n'));
+    const config = writeStoreConfig(dir, storage, host, { certificate: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') });
     child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
@@ -278,4 +287,18 @@ function docker(configDir: string, args: string[], stdin?: string): Promise<stri
       : reject(new Error(`docker ${args.join(' ')} exited ${code}: ${stderr.trim()}`))));
     child.stdin.end(stdin ?? '');
   });
+}
+
+/** config.yml for a registry serving `storage` read-only on `host`, over TLS when given its files. */
+function writeStoreConfig(dir: string, storage: string, host: string, tls: { certificate: string; key: string } | undefined): string {
+  const config = path.join(dir, 'config.yml');
+  const tlsPart = tls ? `, tls: {certificate: ${JSON.stringify(tls.certificate)}, key: ${JSON.stringify(tls.key)}}` : '';
+  writeFileSync(config, [
+    'version: 0.1',
+    'log: {level: warn}',
+    `storage: {filesystem: {rootdirectory: ${JSON.stringify(storage)}}, maintenance: {readonly: {enabled: true}}}`,
+    `http: {addr: "${host}"${tlsPart}}`,
+    '',
+  ].join('\n'));
+  return config;
 }

@@ -10,8 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { TEST_IMAGES } from '../helpers/daemon.js';
 import { lanAddress, startLoggingProxy, type LoggingProxy } from '../helpers/http-proxy.js';
-import { imageLayerFetches } from '../helpers/layer-fetches.js';
-import { registryAvailable, startRegistry, startTlsRegistry, type Registry, type TlsRegistry } from '../helpers/registry.js';
+import { imageLayerFetches, withDouble } from '../helpers/layer-fetches.js';
+import { engineCli, testEngines, type TestEngine } from '../helpers/engines.js';
+import { registryAvailable, startPlainRegistryOn, startRegistry, startTlsRegistry, type Registry, type TlsRegistry } from '../helpers/registry.js';
 import { scanInProcess } from '../helpers/scan.js';
 
 const lan = lanAddress();
@@ -92,5 +93,51 @@ describe('a registry over TLS, and through a proxy', { skip }, () => {
       assert.equal(direct.code, 1, direct.stderr);
       assert.equal(proxy.log.length, bypass);
     });
+  });
+});
+
+/** A test engine listing a non-loopback /32 among its insecure registries (scripts/engines.sh: classic26), and that address. */
+function insecureEngine(): { engine: TestEngine; address: string } | undefined {
+  for (const engine of testEngines()) {
+    const cidrs = JSON.parse(engineCli(engine, ['info', '--format', '{{json .RegistryConfig.InsecureRegistryCIDRs}}'])) as string[] | null;
+    const address = (cidrs ?? []).find((c) => c.endsWith('/32') && !c.startsWith('127.'))?.slice(0, -3);
+    if (address) return { engine, address };
+  }
+  return undefined;
+}
+
+describe("a registry the daemon lists as insecure (plain http, not loopback)", { skip: !registryAvailable() && 'docker-registry is not installed' }, () => {
+  it('a daemon listing it: https is tried without verification, then plain http, as the daemon does; one not listing it: exit 2 saying so', async (t) => {
+    const found = insecureEngine();
+    if (!found) {
+      t.skip('no test engine lists a non-loopback insecure registry (scripts/engines.sh gives classic26 this machine\'s address)');
+      return;
+    }
+    const plain = await startRegistry();
+    try {
+      await plain.push(TEST_IMAGES.multilayer, 'team/app', '1');
+      const registry = await startPlainRegistryOn(plain.storage, found.address);
+      try {
+        const ref = `${registry.host}/team/app:1`;
+        await withDouble(async (clair) => {
+          const run = await scanInProcess(['--clair', clair.url, '-q', '-D', ref], { env: { DOCKER_HOST: found.engine.host } });
+          assert.equal(run.code, 1, run.stderr);
+          assert.match(run.stderr, new RegExp(`registry ${registry.host.replace(/\./g, '\\.')}: https failed \\([^)]+\\); trying http`));
+          assert.ok(imageLayerFetches(clair).length > 0);
+          assert.ok(imageLayerFetches(clair).every((f) => f.uri.startsWith(`http://${registry.host}/`)));
+        });
+        await withDouble(async (clair) => {
+          const run = await scanInProcess(['--clair', clair.url, '-q', ref]); // the system daemon does not list it
+          assert.equal(run.code, 2);
+          assert.match(run.error?.message ?? '', new RegExp(`nor in its registry: the registry at ${registry.host.replace(/\./g, '\\.')} does not answer https \\(`));
+          assert.match(run.error?.hint ?? '', /pull or build it first/);
+          assert.equal(clair.layerFetches.length, 0);
+        });
+      } finally {
+        await registry.close();
+      }
+    } finally {
+      await plain.close();
+    }
   });
 });

@@ -84,9 +84,12 @@ describe('registry images on Clair v4', { skip: !registryAvailable() && 'docker-
 
   it('the default order: an image the daemon lacks comes from its registry; one it has comes from the daemon', async () => {
     await withDouble(async (clair) => {
-      const run = await scanInProcess(['--clair', clair.url, '--format', 'json', multilayer, TEST_IMAGES.debian12]);
+      const run = await scanInProcess(['--clair', clair.url, '--format', 'json', '-D', multilayer, TEST_IMAGES.debian12]);
       assert.equal(run.code, 1, run.stderr);
       assert.equal(run.stats.saves, 1, 'only the daemon image is exported');
+      // The daemon lists 127.0.0.0/8 as insecure (its default): https without verification first, then plain http.
+      assert.match(run.stderr, new RegExp(`registry ${registry.host.replace(/\./g, '\\.')}: https failed \\([^)]+\\); trying http`));
+      assert.ok(imageLayerFetches(clair).every((f) => f.uri.startsWith('http://')), 'Clair is given the http URLs that worked');
       assert.deepEqual(imagesOf(run).map((i) => [i.image.ref, i.image.source]), [[multilayer, 'registry'], [TEST_IMAGES.debian12, 'daemon']]);
     });
   });

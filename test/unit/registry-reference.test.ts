@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseChallenge } from '../../src/registry/challenge.js';
+import { insecureRegistriesOf, isInsecureRegistry } from '../../src/registry/insecure.js';
 import { choosePlatform, parseManifest, parsePlatform, MEDIA } from '../../src/registry/manifest.js';
 import { familiarName, isLoopbackHost, parseRemoteReference } from '../../src/registry/reference.js';
 import { RegistryError, UsageError } from '../../src/runtime/errors.js';
@@ -90,5 +91,34 @@ describe('manifests and platforms', () => {
     assert.throws(() => parseManifest(body({ schemaVersion: 1 }), 'application/vnd.docker.distribution.manifest.v1+json', 'x'), /schema 1/);
     assert.throws(() => parseManifest(body({ schemaVersion: 1, fsLayers: [] }), 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'x'), /schema 1/);
     assert.throws(() => parseManifest(Buffer.from('<html>'), 'text/html', 'x'), /not JSON/);
+  });
+});
+
+describe("the daemon's insecure registries", () => {
+  // The shape `GET /info` answers with (RegistryConfig), the daemon's defaults plus one named registry.
+  const info = {
+    InsecureRegistryCIDRs: ['127.0.0.0/8', '10.20.0.0/16', '::1/128'],
+    IndexConfigs: {
+      'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true },
+      'registry.internal:5000': { Name: 'registry.internal:5000', Mirrors: [], Secure: false, Official: false },
+    },
+  };
+  const insecure = insecureRegistriesOf(info);
+
+  it('reads the CIDRs and the registries marked not secure', () => {
+    assert.deepEqual(insecure, { cidrs: ['127.0.0.0/8', '10.20.0.0/16', '::1/128'], hosts: ['registry.internal:5000'] });
+    assert.deepEqual(insecureRegistriesOf(undefined), { cidrs: [], hosts: [] });
+  });
+
+  it('a registry is insecure by name (with its port), or by an address in a CIDR (names resolved)', async () => {
+    assert.equal(await isInsecureRegistry('registry.internal:5000', insecure), true);
+    assert.equal(await isInsecureRegistry('registry.internal:5001', insecure), false);
+    assert.equal(await isInsecureRegistry('127.0.0.1:5000', insecure), true);
+    assert.equal(await isInsecureRegistry('10.20.3.4', insecure), true);
+    assert.equal(await isInsecureRegistry('10.21.3.4:443', insecure), false);
+    assert.equal(await isInsecureRegistry('[::1]:5000', insecure), true);
+    assert.equal(await isInsecureRegistry('localhost:5000', insecure), true, 'localhost resolves into 127.0.0.0/8 or ::1');
+    assert.equal(await isInsecureRegistry('no-such-host.invalid:5000', insecure), false);
+    assert.equal(await isInsecureRegistry('127.0.0.1:5000', { cidrs: [], hosts: [] }), false);
   });
 });
