@@ -6,17 +6,16 @@ import type { Readable } from 'node:stream';
 import { createDockerClient } from '../docker/client.js';
 import { resolveEndpoint } from '../docker/endpoint.js';
 import type { DockerGlobalFlags } from '../docker/global-flags.js';
-import { UsageError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { ProgressSink } from '../runtime/progress.js';
 import type { ArchiveGroup, ImageArchive } from './archive.js';
 import type { RemoteImage } from '../registry/client.js';
 import { normalizeArch } from '../registry/manifest.js';
-import { DockerClairError, ImageNotFoundError } from '../runtime/errors.js';
+import { DockerClairError, ImageNotFoundError, UsageError } from '../runtime/errors.js';
 import type { ProxySettings } from '../runtime/proxy.js';
 import type { InsecureRegistries } from '../registry/insecure.js';
 import { isImageId, RemoteImages, type DaemonView } from './remote.js';
-import type { SourceSettings } from './settings.js';
+import type { ImageSourceKind, SourceSettings } from './settings.js';
 import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
 import { probeSaveStream, StreamImageArchive } from './stream.js';
@@ -80,28 +79,27 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
     targets: settings.images.map((ref) => ({
       ref,
       open: async (progress) => {
-        let missing: unknown;
+        // Each source in order: one that fails (not found, unreachable) hands over to the next; when none has the
+        // image, one message names what each said. A malformed reference is malformed for all of them.
+        const missed: { kind: ImageSourceKind; error: DockerClairError }[] = [];
         for (const kind of order) {
-          if (kind === 'daemon' && from) {
-            try {
-              return await fromDaemon(ref, progress, from);
-            } catch (error) {
-              if (!(error instanceof ImageNotFoundError) || !remote || isImageId(ref)) throw error;
-              missing = error;
-            }
-          } else if (kind === 'remote' && remote && !isImageId(ref)) {
-            try {
-              return await remote.open(ref, signal, view);
-            } catch (error) {
-              if (!(missing instanceof ImageNotFoundError) || !(error instanceof DockerClairError) || signal.aborted) throw error;
-              // Neither source has it: one message naming both, the daemon first (where most scans look).
-              throw new ImageNotFoundError(`${missing.message}, nor in its registry: ${error.message}`,
-                `pull or build it first, or check the name; --image-src daemon looks in the daemon only`, { cause: error });
-            }
+          try {
+            if (kind === 'daemon' && from) return await fromDaemon(ref, progress, from);
+            if (kind === 'remote' && remote && !isImageId(ref)) return await remote.open(ref, signal, view);
+          } catch (error) {
+            if (signal.aborted || !(error instanceof DockerClairError) || error instanceof UsageError) throw error;
+            missed.push({ kind, error });
           }
         }
-        throw missing ?? new ImageNotFoundError(`image "${ref}" is an image ID, which names an image in a daemon, not in a registry`,
-          'scan it through the daemon that has it (--image-src daemon)');
+        const [first, ...rest] = missed;
+        if (!first) {
+          throw new ImageNotFoundError(`image "${ref}" is an image ID, which names an image in a daemon, not in a registry`,
+            'scan it through the daemon that has it (--image-src daemon)');
+        }
+        if (rest.length === 0) throw first.error;
+        const also = rest.map(({ kind, error }) => `, nor ${kind === 'remote' ? 'in its registry' : 'in the daemon'}: ${error.message}`).join('');
+        throw new ImageNotFoundError(`${first.error.message}${also}`, 'pull or build it first, or check the name; --image-src chooses where to look',
+          { cause: rest.at(-1)?.error });
       },
     })),
     passes: () => from?.saveCount ?? 0,

@@ -61,7 +61,7 @@ describe('docker clair scan reaches the daemon and inspects images', () => {
     assert.equal(r.code, 2);
     assert.deepEqual(r.stderr.lines, [
       `docker-clair: image "docker-clair-test/does-not-exist:1" not found in the Docker daemon at ${TEST_DOCKER_HOST}, nor in its registry: ` +
-        'cannot reach the registry at docker.io (ENOTFOUND); hint: pull or build it first, or check the name; --image-src daemon looks in the daemon only',
+        'cannot reach the registry at docker.io (ENOTFOUND); hint: pull or build it first, or check the name; --image-src chooses where to look',
     ]);
   });
 

@@ -94,6 +94,18 @@ describe('registry images on Clair v4', { skip: !registryAvailable() && 'docker-
     });
   });
 
+  it('--image-src remote,daemon: the registry first, the daemon when the registry cannot give the image', async () => {
+    await withDouble(async (clair) => {
+      const run = await scanInProcess(['--clair', clair.url, '--format', 'json', '--image-src', 'remote,daemon', multilayer, TEST_IMAGES.debian12]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(imagesOf(run).map((i) => [i.image.ref, i.image.source]), [[multilayer, 'registry'], [TEST_IMAGES.debian12, 'daemon']]);
+      assert.equal(run.stats.saves, 1);
+      const neither = await scanInProcess(['--clair', clair.url, '--image-src', 'remote,daemon', `${registry.host}/docker-clair-test/app:404`]);
+      assert.equal(neither.code, 2);
+      assert.match(neither.error?.message ?? '', /not found in the registry at .*, nor in the daemon: image ".*" not found in the Docker daemon at /);
+    });
+  });
+
   it('--image-src daemon never asks the registry; a tag the registry lacks is named with both places', async () => {
     await withDouble(async (clair) => {
       const daemonOnly = await scanInProcess(['--clair', clair.url, '--image-src', 'daemon', multilayer]);
