@@ -77,8 +77,9 @@ export async function createClairEngine(api: ClairApi, settings: EngineSettings)
 
 /** The image's build steps come with its archive (the daemon's history, when it tells them): the scan carries them. */
 function withBuildSteps(engine: ClairEngine): ClairEngine {
-  const withSteps = (archive: ImageArchive, result: EngineResult) => {
-    if (archive.buildSteps) result.scan.layers = [...archive.buildSteps];
+  const withSteps = async (archive: ImageArchive, result: EngineResult) => {
+    const steps = await archive.buildSteps;
+    if (steps) result.scan.layers = [...steps];
     return result;
   };
   const scanAll = engine.scanAll?.bind(engine);
@@ -92,7 +93,7 @@ function withBuildSteps(engine: ClairEngine): ClairEngine {
     ...(scanAll ? {
       async scanAll(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun) {
         const results = await scanAll(archives, together, run);
-        results.forEach((r, i) => r.status === 'fulfilled' && withSteps(archives[i] as ImageArchive, r.value));
+        await Promise.all(results.map((r, i) => (r.status === 'fulfilled' ? withSteps(archives[i] as ImageArchive, r.value) : undefined)));
         return results;
       },
     } : {}),

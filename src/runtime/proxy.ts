@@ -9,7 +9,6 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import type { BeforeRequestHook } from 'got';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { inCidr } from './cidr.js';
 import { UsageError } from './errors.js';
 import { redactUrl } from './redact.js';
@@ -88,7 +87,7 @@ export interface ProxyTls {
  */
 export function proxyHook(settings: ProxySettings, tls: ProxyTls = {}): BeforeRequestHook {
   const agents = new Map<string, HttpAgent | HttpsAgent>();
-  return (options) => {
+  return async (options) => {
     const url = options.url instanceof URL ? options.url : new URL(String(options.url));
     const proxy = proxyFor(url, settings);
     if (!proxy) return;
@@ -97,7 +96,9 @@ export function proxyHook(settings: ProxySettings, tls: ProxyTls = {}): BeforeRe
     let agent = agents.get(key);
     if (!agent) {
       // http: the request in absolute form to the proxy; https: a CONNECT tunnel, the server verified through it.
-      agent = https
+      // Loaded only when a request goes through a proxy: most runs have none, and every run pays for its start-up.
+      const { HttpsProxyAgent } = https ? await import('https-proxy-agent') : { HttpsProxyAgent: undefined };
+      agent = HttpsProxyAgent
         ? new HttpsProxyAgent(proxy, { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) })
         : new ForwardProxyAgent(proxy);
       agents.set(key, agent);

@@ -97,14 +97,24 @@ async function scanAll(
   // HTTP(S)_PROXY and NO_PROXY, as the docker CLI reads them, for Clair and registries (never the daemon's socket).
   const proxy = proxySettings(deps.env);
 
-  const images = await chooseSource({
-    images: options.images, input: options.input, imageSources: options.imageSources, platform: options.platform, proxy,
-    globals, env: deps.env, home: deps.home, log,
-    source: deps.source, stdin: deps.stdin,
-  }, signal);
-
-  // --clair-api auto probes Clair once; the engine speaks the API found.
-  const api = await resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal, proxy });
+  // --clair-api auto probes Clair once; the engine speaks the API found. The probe runs while the daemon is reached
+  // (the daemon's round trips and Clair's are the start-up a scan waits through); the daemon's failure still comes
+  // first, and stops the probe.
+  const probe = new AbortController();
+  const detected = resolveClairApi(options.clairApi ?? 'auto', options, { ...(ca ? { ca } : {}), signal: AbortSignal.any([signal, probe.signal]), proxy });
+  detected.catch(() => undefined); // awaited below, after the daemon: not an unhandled rejection meanwhile
+  let images: Awaited<ReturnType<typeof chooseSource>>;
+  try {
+    images = await chooseSource({
+      images: options.images, input: options.input, imageSources: options.imageSources, platform: options.platform, proxy,
+      globals, env: deps.env, home: deps.home, log,
+      source: deps.source, stdin: deps.stdin,
+    }, signal);
+  } catch (error) {
+    probe.abort();
+    throw error;
+  }
+  const api = await detected;
   log.debug(`Clair API: ${api.api} (${api.why})`);
   const binding = managed?.gateway && !options.layerAddress
     ? containerNetworkBinding(managed.gateway)

@@ -40,7 +40,7 @@ export interface ImageArchive {
   /** Passes over the archive so far: `docker save` calls, or reads of the input (the header walk included). */
   readonly passes: number;
   /** The build step that made each layer, base first, when the source knows them (the daemon's image history). */
-  readonly buildSteps?: readonly LayerStep[] | undefined;
+  readonly buildSteps?: Promise<readonly LayerStep[] | undefined> | undefined;
   /** Starts one pass. */
   read(signal: AbortSignal, options?: ReadOptions): Promise<ArchiveEvents>;
   /** A pass failed with a LegacyLayerMappingError: make the next one unable to fail that way, or throw. */

@@ -14,7 +14,7 @@ import { normalizeArch } from '../registry/manifest.js';
 import { DockerClairError, ImageNotFoundError, UsageError } from '../runtime/errors.js';
 import type { ProxySettings } from '../runtime/proxy.js';
 import type { InsecureRegistries } from '../registry/insecure.js';
-import { isImageId, RemoteImages, type DaemonView } from './remote.js';
+import type { DaemonView, RemoteImages } from './remote.js';
 import type { ImageSourceKind, SourceSettings } from './settings.js';
 import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
@@ -60,7 +60,11 @@ export async function chooseSource(settings: SourceContext, signal: AbortSignal)
 async function namedImages(settings: SourceContext, signal: AbortSignal): Promise<ChosenSource> {
   const { log } = settings;
   const order = settings.imageSources ?? ['daemon', 'remote'];
-  const remote = order.includes('remote') ? new RemoteImages(settings) : undefined;
+  // The registry client is loaded the first time an image is looked for in a registry, not on every run.
+  let remoteImages: Promise<RemoteImages> | undefined;
+  const remote = order.includes('remote')
+    ? { open: async (ref: string, view?: DaemonView) => (await (remoteImages ??= import('./remote.js').then((m) => new m.RemoteImages(settings)))).open(ref, signal, view) }
+    : undefined;
   const daemon = order.includes('daemon') ? await connectDaemon(settings, signal) : undefined;
   const from = daemon?.source;
   let insecure: Promise<InsecureRegistries> | undefined;
@@ -70,7 +74,8 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
   };
   const fromDaemon = async (ref: string, progress: ProgressSink, source: ImageSource): Promise<ImageArchive> => {
     const image = await source.inspect(ref);
-    const steps = await source.buildSteps?.(image);
+    // The history is asked for now and awaited only for the report: it never delays the export.
+    const steps = source.buildSteps?.(image);
     log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
     progress({ stage: 'inspect', image: ref, layers: image.diffIds.length, bytes: image.size });
     return new DaemonImageArchive(source, image, steps);
@@ -85,7 +90,7 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
         for (const kind of order) {
           try {
             if (kind === 'daemon' && from) return await fromDaemon(ref, progress, from);
-            if (kind === 'remote' && remote && !isImageId(ref)) return await remote.open(ref, signal, view);
+            if (kind === 'remote' && remote && !isImageId(ref)) return await remote.open(ref, view);
           } catch (error) {
             if (signal.aborted || !(error instanceof DockerClairError) || error instanceof UsageError) throw error;
             missed.push({ kind, error });
@@ -178,4 +183,9 @@ function stdinOf(stdin: Readable | undefined): Readable {
       'pipe one in (docker save IMAGE | docker clair scan --input - …), or pass --input FILE');
   }
   return stdin;
+}
+
+/** An image ID (or its short form) names an image in a daemon, never one in a registry. */
+function isImageId(ref: string): boolean {
+  return /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
 }

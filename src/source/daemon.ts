@@ -272,7 +272,7 @@ export class DaemonImageArchive implements ImageArchive {
   constructor(
     private readonly source: ImageSource,
     private readonly image: ImageInfo,
-    readonly buildSteps?: readonly LayerStep[],
+    readonly buildSteps?: Promise<readonly LayerStep[] | undefined>,
   ) {}
 
   get ref(): string {

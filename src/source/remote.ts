@@ -23,11 +23,6 @@ export interface RemoteContext {
   proxy?: ProxySettings | undefined;
 }
 
-/** An image ID (or its short form) names an image in a daemon, never one in a registry. */
-export function isImageId(ref: string): boolean {
-  return /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
-}
-
 /** What a daemon that answered tells about registries. */
 export interface DaemonView {
   platform: Platform;
