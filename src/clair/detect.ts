@@ -6,7 +6,7 @@
 import type { Got } from 'got';
 import { ClairProtocolError, UsageError } from '../runtime/errors.js';
 import { redactUrl } from '../runtime/redact.js';
-import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
+import { proxyHooks, type ProxySettings } from '../runtime/proxy.js';
 
 export type ClairApi = 'v4' | 'v1';
 export type ClairApiChoice = ClairApi | 'auto';
@@ -34,7 +34,7 @@ export async function detectClairApi(base: URL, options: DetectOptions = {}): Pr
     timeout: { request: options.timeoutMs ?? 15_000 },
     https: options.ca ? { certificateAuthority: options.ca } : {},
     ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.proxy && anyProxy(options.proxy) ? { hooks: { beforeRequest: [proxyHook(options.proxy, { ca: options.ca })] } } : {}),
+    hooks: { beforeRequest: proxyHooks(options.proxy, { ca: options.ca }) },
   });
   const at = (path: string) => {
     const url = new URL(base.href);

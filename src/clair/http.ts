@@ -4,7 +4,7 @@
 // user-info, query or secret.
 import type { Got, HTTPError, Method, RequestError } from 'got';
 import { ClairProtocolError, ClairUnreachableError, errnoCode } from '../runtime/errors.js';
-import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
+import { proxyHooks, type ProxySettings } from '../runtime/proxy.js';
 import { redactUrl } from '../runtime/redact.js';
 import { signPskToken, type PskAuth } from './auth.js';
 
@@ -41,7 +41,7 @@ export async function createClairHttp(options: ClairHttpOptions): Promise<Got> {
         (request) => {
           if (psk) request.headers.authorization = `Bearer ${signPskToken(psk)}`;
         },
-        ...(options.proxy && anyProxy(options.proxy) ? [proxyHook(options.proxy, { ca: options.ca })] : []),
+        ...proxyHooks(options.proxy, { ca: options.ca }),
       ],
     },
   });

@@ -82,10 +82,16 @@ export interface ProxyTls {
 }
 
 /**
- * A got hook sending each request through its proxy (or none), with one agent per proxy and scheme, kept for the
- * run; `tls` is what https requests through a proxy verify the server with (the CA of a private Clair).
+ * The got hooks sending each request through its proxy (or none): no hook at all when no proxy is set, else one
+ * with one agent per proxy and scheme, kept for the run; `tls` is what https requests through a proxy verify the
+ * server with (the CA of a private Clair or registry), and present to it.
  */
-export function proxyHook(settings: ProxySettings, tls: ProxyTls = {}): BeforeRequestHook {
+export function proxyHooks(settings: ProxySettings | undefined, tls: ProxyTls = {}): BeforeRequestHook[] {
+  if (!settings || (settings.httpProxy === undefined && settings.httpsProxy === undefined)) return [];
+  return [proxyHook(settings, tls)];
+}
+
+function proxyHook(settings: ProxySettings, tls: ProxyTls): BeforeRequestHook {
   const agents = new Map<string, HttpAgent | HttpsAgent>();
   return async (options) => {
     const url = options.url instanceof URL ? options.url : new URL(String(options.url));
@@ -109,11 +115,6 @@ export function proxyHook(settings: ProxySettings, tls: ProxyTls = {}): BeforeRe
     const target = url.hostname.replace(/^\[|\]$/g, '');
     if (https && isIP(target) !== 0) options.https.checkServerIdentity = (_host, cert) => checkServerIdentity(target, cert);
   };
-}
-
-/** Whether any proxy is set at all (so callers add no hook when none is). */
-export function anyProxy(settings: ProxySettings): boolean {
-  return settings.httpProxy !== undefined || settings.httpsProxy !== undefined;
 }
 
 /**

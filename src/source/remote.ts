@@ -10,7 +10,7 @@ import { isInsecureRegistry, type InsecureRegistries } from '../registry/insecur
 import { isLoopbackHost, parseRemoteReference } from '../registry/reference.js';
 import { certsDirs, registryTls } from '../registry/tls.js';
 import type { Logger } from '../runtime/log.js';
-import { anyProxy, proxyHook, type ProxySettings } from '../runtime/proxy.js';
+import { proxyHooks, type ProxySettings } from '../runtime/proxy.js';
 
 export interface RemoteContext {
   globals: DockerGlobalFlags;
@@ -81,7 +81,7 @@ export class RemoteImages {
     return got.extend({
       headers: { 'user-agent': 'docker-clair' },
       https: { ...(tls.ca ? { certificateAuthority: tls.ca } : {}), ...(tls.cert && tls.key ? { certificate: tls.cert, key: tls.key } : {}) },
-      ...(proxy && anyProxy(proxy) ? { hooks: { beforeRequest: [proxyHook(proxy, { ca: tls.ca, cert: tls.cert, key: tls.key })] } } : {}),
+      hooks: { beforeRequest: proxyHooks(proxy, { ca: tls.ca, cert: tls.cert, key: tls.key }) },
     });
   }
 }
