@@ -11,7 +11,7 @@
 //   file     the header walk, then 1 read of the layer bytes (none when Clair already has the image): see
 //            file.ts for why a file never needs a hash pass.
 //   stream   1 read, ever.
-import type { LayerStep } from '../findings/model.js';
+import type { ImageRef, LayerStep } from '../findings/model.js';
 import type { LegacyLayerMappingError } from '../runtime/errors.js';
 import type { ArchiveEnd, ArchiveEvent, ReadSaveArchiveOptions } from '../save/reader.js';
 
@@ -64,4 +64,12 @@ export interface ImageArchive {
 export interface ArchiveGroup {
   readonly archives: readonly ImageArchive[];
   read(signal: AbortSignal, options?: ReadOptions): Promise<ArchiveEvents>;
+}
+
+/** How a report names an archive's image: its reference, the ID Clair knows it by, the daemon's repository digest. */
+export function archiveImageRef(archive: ImageArchive, id: string): ImageRef {
+  return {
+    ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}),
+    source: archive.origin === 'docker save' ? 'daemon' : 'archive',
+  };
 }

@@ -12,7 +12,7 @@ import { ArchiveFormatError, ClairIndexError, ClairProtocolError } from '../../r
 import type { RemoteImage } from '../../registry/client.js';
 import { knownPrefix } from './index-layers.js';
 import type * as V1 from './wire.js';
-import type { ImageArchive } from '../../source/archive.js';
+import { archiveImageRef, type ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun } from '../engine.js';
 
 /** Default cap on layer bytes held in memory while waiting for their parents: 256 MiB. */
@@ -57,10 +57,7 @@ export class ClairV1Engine implements ClairEngine {
     }
     log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
-    const ref: ImageRef = {
-      ref: archive.ref, id: id ?? '', ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}),
-      source: archive.origin === 'docker save' ? 'daemon' : 'archive',
-    };
+    const ref = archiveImageRef(archive, id ?? '');
     const scan = unsupported === undefined ? await this.match(ref, order, run) : this.unsupportedScan(ref, unsupported);
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };

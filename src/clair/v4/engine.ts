@@ -13,7 +13,7 @@ import type { ImageRef, ImageScan, TrustSignal } from '../../findings/model.js';
 import type { RemoteImage } from '../../registry/client.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
 import { ClairIndexError, ClairProtocolError, LegacyLayerMappingError } from '../../runtime/errors.js';
-import type { ImageArchive } from '../../source/archive.js';
+import { archiveImageRef, type ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun, GroupRead } from '../engine.js';
 
 export interface V4EngineSettings {
@@ -104,8 +104,7 @@ export class ClairV4Engine implements ClairEngine {
     log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
     run.progress({ stage: 'match', image: archive.ref });
-    const source = archive.origin === 'docker save' ? 'daemon' as const : 'archive' as const;
-    const scan = await this.match({ ref: archive.ref, id, ...(archive.repoDigests[0] ? { digest: archive.repoDigests[0] } : {}), source }, id, run);
+    const scan = await this.match(archiveImageRef(archive, id), id, run);
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };
   }
