@@ -2,7 +2,7 @@
 // registry image's straight from the registry), then Clair reports on the top layer, which covers its ancestors. Clair is asked first: a known top layer means
 // no export at all.
 import type { ClairV1Client } from './client.js';
-import { indexLayersV1 } from './index-layers.js';
+import { indexLayersV1, knownPrefix, v1LayerRequest } from './index-layers.js';
 import { indexReducedV1 } from './index-reduced.js';
 import { v1LayerNames } from './layer-names.js';
 import { toImageScanV1 } from './normalise.js';
@@ -10,8 +10,6 @@ import type { ImageRef, ImageScan } from '../../findings/model.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
 import { ArchiveFormatError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import type { RemoteImage } from '../../registry/client.js';
-import { knownPrefix } from './index-layers.js';
-import type * as V1 from './wire.js';
 import { archiveImageRef, type ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun } from '../engine.js';
 
@@ -79,10 +77,8 @@ export class ClairV1Engine implements ClairEngine {
       run.log.debug(`Clair v1 already has the top layer of ${image.ref}: nothing fetched`);
       run.progress({ stage: 'cached', image: image.ref });
     } else {
-      const headers = Object.fromEntries(Object.entries(image.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
       for (let i = await knownPrefix(clair, names, signal); i < order.length && unsupported === undefined; i++) {
-        const request: V1.LayerRequest = { Name: names[i] as string, Path: (image.layers[i] as RemoteImage['layers'][number]).url, Headers: headers, Format: 'Docker' };
-        if (i > 0) request.ParentName = names[i - 1] as string;
+        const request = v1LayerRequest(names, i, (image.layers[i] as RemoteImage['layers'][number]).url, image.clairHeaders);
         let result;
         try {
           result = await clair.postLayer(request, signal);

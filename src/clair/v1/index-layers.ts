@@ -80,16 +80,25 @@ export async function knownPrefix(clair: ClairV1Client, names: readonly string[]
   return i;
 }
 
+/**
+ * The POST for layer `i` of an image whose layers Clair names `names`: fetched from `path` with `headers` (v4's
+ * multi-valued form, joined as v1 takes one value per name), its parent the layer before it.
+ */
+export function v1LayerRequest(names: readonly string[], i: number, path: string, headers: Record<string, string[]>): V1.LayerRequest {
+  const request: V1.LayerRequest = {
+    Name: names[i] as string, Path: path, Headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.join(', ')])), Format: 'Docker',
+  };
+  if (i > 0) request.ParentName = names[i - 1] as string;
+  return request;
+}
+
 /** POSTs layer `i` of `order` with `body` on offer at the layer server; Clair's words when it refuses the image. */
 export async function postLayerV1(
   ctx: Omit<V1Indexing, 'binding' | 'bufferCap'>, server: LayerServer, order: readonly string[], i: number, body: LayerBody, size: number | undefined,
 ): Promise<string | undefined> {
   const { archive, clair, signal } = ctx;
-  const names = v1LayerNames(order);
   const digest = order[i] as string;
-  const headers = Object.fromEntries(Object.entries(server.clairHeaders).map(([k, v]) => [k, v.join(', ')]));
-  const request: V1.LayerRequest = { Name: names[i] as string, Path: server.url(digest), Headers: headers, Format: 'Docker' };
-  if (i > 0) request.ParentName = names[i - 1] as string;
+  const request = v1LayerRequest(v1LayerNames(order), i, server.url(digest), server.clairHeaders);
   const served = await serveWhile(server, { digest, body, size }, () => clair.postLayer(request, signal));
   const archiveError = archiveErrorOf(served.outcome);
   if (archiveError) throw archiveError;
