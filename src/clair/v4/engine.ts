@@ -31,7 +31,7 @@ export class ClairV4Engine implements ClairEngine {
   constructor(private readonly settings: V4EngineSettings) {}
 
   async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
-    return this.complete(archive, run, await this.alreadyIndexed(archive, run) ? 'indexed' : undefined);
+    return this.complete(archive, run, await this.alreadyIndexed(archive.id, run) ? 'indexed' : undefined);
   }
 
   /**
@@ -44,7 +44,7 @@ export class ClairV4Engine implements ClairEngine {
     const failed = new Map<number, unknown>();
     for (const [i, archive] of archives.entries()) {
       try {
-        known[i] = await this.alreadyIndexed(archive, run) ? 'indexed' : undefined;
+        known[i] = await this.alreadyIndexed(archive.id, run) ? 'indexed' : undefined;
       } catch (error) {
         if (run.signal.aborted) throw error;
         failed.set(i, error);
@@ -79,9 +79,10 @@ export class ClairV4Engine implements ClairEngine {
     return results;
   }
 
-  private async alreadyIndexed(archive: ImageArchive, run: EngineRun): Promise<boolean> {
-    if (archive.id === undefined) return false;
-    return (await this.settings.clair.getIndexReport(archive.id, run.signal))?.state === 'IndexFinished';
+  /** Whether Clair has a finished index for manifest hash `id` (an image whose ID is not known yet has none). */
+  private async alreadyIndexed(id: string | undefined, run: EngineRun): Promise<boolean> {
+    if (id === undefined) return false;
+    return (await this.settings.clair.getIndexReport(id, run.signal))?.state === 'IndexFinished';
   }
 
   /** An image Clair had ('indexed'), indexed with others (its result), or to index now (undefined); then its report. */
@@ -116,8 +117,7 @@ export class ClairV4Engine implements ClairEngine {
   async scanRemote(image: RemoteImage, run: EngineRun): Promise<EngineResult> {
     const { clair } = this.settings;
     const hash = image.manifestDigest;
-    const existing = await clair.getIndexReport(hash, run.signal);
-    if (existing?.state === 'IndexFinished') {
+    if (await this.alreadyIndexed(hash, run)) {
       run.log.debug(`Clair already indexed ${hash}: no layer fetched`);
       run.progress({ stage: 'cached', image: image.ref });
     } else {
