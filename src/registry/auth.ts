@@ -29,8 +29,9 @@ const CLIENT_ID = 'docker-clair';
 export async function authorize(challenge: Challenge, ctx: AuthContext): Promise<Authorization> {
   const { credential, host } = ctx;
   if (challenge.scheme === 'basic') {
-    if (!credential?.username || credential.password === undefined) throw loginNeeded(ctx);
-    return { kind: 'basic', header: `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}` };
+    const header = basicHeader(credential);
+    if (!header) throw loginNeeded(ctx);
+    return { kind: 'basic', header };
   }
   const realm = challenge.params.realm;
   if (!realm) throw new RegistryError(`the registry at ${host} asked for a token without saying where to get one (no realm)`);
@@ -53,11 +54,8 @@ async function tokenGet(realm: URL, q: { service: string | undefined; scope: str
   const url = new URL(realm.href);
   if (q.service) url.searchParams.set('service', q.service);
   url.searchParams.set('scope', q.scope);
-  const { credential } = ctx;
-  const basic = credential?.username && credential.password !== undefined
-    ? { authorization: `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}` }
-    : {};
-  const body = await tokenRequest(ctx, () => ctx.http.get(url, { headers: basic, ...common(ctx) }), url);
+  const basic = basicHeader(ctx.credential);
+  const body = await tokenRequest(ctx, () => ctx.http.get(url, { headers: basic ? { authorization: basic } : {}, ...common(ctx) }), url);
   return tokenOf(body, ['token', 'access_token'], url, ctx);
 }
 
@@ -66,6 +64,12 @@ async function refreshTokenGrant(realm: URL, q: { service: string | undefined; s
   const form = { grant_type: 'refresh_token', refresh_token: q.refreshToken, client_id: CLIENT_ID, scope: q.scope, ...(q.service ? { service: q.service } : {}) };
   const body = await tokenRequest(ctx, () => ctx.http.post(realm, { form, ...common(ctx) }), realm);
   return tokenOf(body, ['access_token', 'token'], realm, ctx);
+}
+
+/** `Basic base64(user:password)`, when the credential has a user and a password. */
+function basicHeader(credential: RegistryCredential | undefined): string | undefined {
+  if (!credential?.username || credential.password === undefined) return undefined;
+  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
 }
 
 function common(ctx: AuthContext) {
