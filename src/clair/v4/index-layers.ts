@@ -51,7 +51,7 @@ export function helperManifestHash(layer: string): string {
 export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIndexed> {
   const { archive, signal, log } = ctx;
   const pass: Pass = { archives: [archive], read: (options) => archive.read(signal, options) };
-  const [indexed] = await withLayerServer(ctx, async (server, helpers) => {
+  return (await withLayerServer(ctx, async (server, helpers) => {
     try {
       return await indexPass(ctx, server, helpers, pass);
     } catch (error) {
@@ -61,8 +61,7 @@ export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIn
       await archive.remap(error, signal);
       return await indexPass(ctx, server, helpers, pass);
     }
-  });
-  return indexed as StreamIndexed;
+  }))[0] as StreamIndexed;
 }
 
 /**
@@ -83,8 +82,11 @@ interface Pass {
   read(options: ReadOptions): Promise<ArchiveEvents>;
 }
 
-/** A layer server for the length of `work`, checked first; the one-layer manifests deleted after. */
-async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, helpers: string[]) => Promise<StreamIndexed[]>): Promise<StreamIndexed[]> {
+/**
+ * A layer server for the length of `work`, checked first; the one-layer manifests deleted after. `work` gives the
+ * images' manifest hashes; what the server sent beyond the probe is counted on the first image.
+ */
+async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, helpers: string[]) => Promise<string[]>): Promise<StreamIndexed[]> {
   const { clair, signal, log, binding } = ctx;
   const server = await LayerServer.start({ ...binding, signal });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
@@ -94,9 +96,9 @@ async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, 
     // Before the export: a Clair that cannot reach us is told in one message, not after minutes of staging.
     const preflight = await preflightLayerServer(server, clair, log, signal);
     const probe = { layers: server.stats.layersServed, bytes: preflight.bytes };
-    indexed = await work(server, helpers);
-    const [first] = indexed;
-    if (first) Object.assign(first, { layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes });
+    const ids = await work(server, helpers);
+    const sent = { layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes };
+    indexed = ids.map((id, i) => (i === 0 ? { id, ...sent } : { id, layersSent: 0, bytesSent: 0 }));
   } finally {
     await server.close();
   }
@@ -108,20 +110,20 @@ async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, 
   return indexed;
 }
 
-/** One pass: the layers as they stream by, then each image's manifest (Clair has every layer by then). */
-async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<StreamIndexed[]> {
+/** One pass: the layers as they stream by, then each image's manifest (Clair has every layer by then); their hashes. */
+async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<string[]> {
   for (const archive of pass.archives) {
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
   }
   const ends = await indexLayers(ctx, server, helpers, pass);
-  const indexed: StreamIndexed[] = [];
+  const ids: string[] = [];
   for (const [i, archive] of pass.archives.entries()) {
     const end = ends[i] as ArchiveEnd;
     const { id } = archive.identify(end);
     await indexImageManifest({ ...ctx, archive }, server, id, end.layers);
-    indexed.push({ id, layersSent: 0, bytesSent: 0 });
+    ids.push(id);
   }
-  return indexed;
+  return ids;
 }
 
 /** The real manifest, once every layer is known to Clair: nothing is fetched for it. */
