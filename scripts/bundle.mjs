@@ -67,12 +67,17 @@ export function binaryPath(config, target) {
 /** Files whose change should trigger a rebuild of the binary (besides the embedded runtime). */
 /**
  * How the executable carries the bundle (scripts/package.mjs) and how its launcher (src/sea-entry.ts, which gets
- * these at build time) finds and runs it: the SEA asset names, and the parameters of the CommonJS wrapper the
- * bundle is compiled in, the code cache's and the launcher's alike.
+ * these at build time) finds and runs it: the SEA asset names, and the CommonJS wrapper the bundle is compiled in
+ * (head + bundle + tail), the code cache's and the launcher's alike: V8 takes a cache only for the same source.
  */
-export const SEA_ASSETS = { bundle: 'docker-clair.cjs', codeCache: 'docker-clair.cache', params: ['exports', 'require', 'module', '__filename', '__dirname'] };
+export const SEA_ASSETS = {
+  bundle: 'docker-clair.cjs',
+  codeCache: 'docker-clair.cache',
+  head: '(function (exports, require, module, __filename, __dirname) {',
+  tail: '\n})',
+};
 
-export const SOURCE_PATHS = ['src', 'package.json', 'package-lock.json', 'pkg.config.json', 'scripts/bundle.mjs', 'scripts/package.mjs'];
+export const SOURCE_PATHS = ['src', 'package.json', 'package-lock.json', 'pkg.config.json', 'scripts/bundle.mjs', 'scripts/package.mjs', 'scripts/code-cache.cjs'];
 
 const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/');
 

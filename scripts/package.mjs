@@ -9,7 +9,8 @@
 //   npm run package -- --force      rebuild even if the inputs are unchanged
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -132,18 +133,29 @@ async function makeBlob(config, hostNode, bundled, useCodeCache) {
 }
 
 /**
- * The V8 code cache of the bundle, compiled as the launcher compiles it, by the runtime the executable embeds
- * and with the flags it runs with (V8 refuses a cache made under other flags).
+ * The V8 code cache of the bundle, made by scripts/code-cache.cjs with the runtime the executable embeds and the
+ * flags it runs with, in an environment where the training scan can reach no daemon, configuration or proxy.
  */
 async function makeCodeCache(config, hostNode, bundleFile, dir) {
   const out = path.join(dir, SEA_ASSETS.codeCache);
-  const script = 'const [src, out, params, name] = process.argv.slice(1);' +
-    'const fn = require("node:vm").compileFunction(require("node:fs").readFileSync(src, "utf8"), JSON.parse(params), ' +
-    '{ filename: name, produceCachedData: true });' +
-    'if (!fn.cachedDataProduced) throw new Error("no code cache produced");' +
-    'require("node:fs").writeFileSync(out, fn.cachedData);';
-  run(hostNode, [...config.execArgv, '-e', script, bundleFile, out, JSON.stringify(SEA_ASSETS.params), SEA_ASSETS.bundle],
-    { what: 'code cache of the bundle' });
+  await rm(out, { force: true });
+  const home = await mkdtemp(path.join(tmpdir(), 'docker-clair-code-cache-'));
+  try {
+    const env = { PATH: process.env.PATH ?? '', HOME: home, DOCKER_CONFIG: path.join(home, 'docker'),
+      DOCKER_HOST: `unix://${path.join(home, 'no-daemon.sock')}` };
+    const args = [...config.execArgv, path.join(ROOT, 'scripts', 'code-cache.cjs'), bundleFile, out,
+      SEA_ASSETS.head, SEA_ASSETS.tail, SEA_ASSETS.bundle];
+    const r = spawnSync(hostNode, args, { env, encoding: 'utf8', timeout: 60_000 });
+    // The training scan must fail the way a scan fails without its daemon; anything else means it did not run the
+    // start-up path, and the cache would hold little.
+    if (r.status !== 2 || !/cannot reach the Docker daemon/.test(r.stderr ?? '')) {
+      throw new Error(`code cache of the bundle: the training scan exited ${r.status ?? r.signal}, not 2 for an ` +
+        `unreachable daemon:\n${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error?.message ?? ''}`.trim()}`);
+    }
+    if (!(await stat(out)).size) throw new Error('code cache of the bundle: empty');
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
   return out;
 }
 
@@ -221,7 +233,7 @@ async function writeStamp(stampFile, inputs, out) {
   return st;
 }
 
-/** Runs the fresh binary's metadata command in an empty environment, as the docker CLI would. */
+/** Runs the fresh binary's metadata command in an empty environment, as the docker CLI would, then `version`. */
 function smokeTest(file, label) {
   const r = spawnSync(file, ['docker-cli-plugin-metadata'], { env: {}, encoding: 'utf8', timeout: 30_000 });
   let meta;
@@ -237,6 +249,12 @@ function smokeTest(file, label) {
     );
   }
   if (r.stderr.trim()) throw new Error(`smoke test: ${label} docker-cli-plugin-metadata wrote to stderr:\n${r.stderr.trim()}`);
+  // `version` runs the bundle, and fails if V8 rejected the code cache made for it.
+  const v = spawnSync(file, ['version'], { env: { DOCKER_CLAIR_CHECK_CODE_CACHE: '1' }, encoding: 'utf8', timeout: 30_000 });
+  if (v.status !== 0 || !/docker-clair/.test(v.stdout)) {
+    throw new Error(`smoke test failed: ${label} version exited ${v.status ?? v.signal}\n` +
+      `${v.stdout ?? ''}${v.stderr ?? ''}${v.error ? v.error.message : ''}`.trim());
+  }
 }
 
 /**

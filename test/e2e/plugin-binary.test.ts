@@ -71,6 +71,15 @@ test('runs without node on PATH: version and --help', { timeout: TIMEOUT }, () =
   assert.match(help.stdout, /\bscan\b/, `--help does not list scan:\n${describe(help)}`);
 });
 
+test('V8 takes the code cache the executable carries for its bundle', { timeout: TIMEOUT }, () => {
+  requireBinary();
+  // With this variable the launcher exits 70 if V8 rejected the cache (made by another runtime, other flags or for
+  // other source), which would otherwise only make every command slower.
+  const r = run(BINARY, ['version'], { DOCKER_CLAIR_CHECK_CODE_CACHE: '1' });
+  assert.equal(r.status, 0, describe(r));
+  assert.equal(r.stderr, '', describe(r));
+});
+
 test('installs as a docker CLI plugin (temp DOCKER_CONFIG)', { timeout: TIMEOUT }, () => {
   requireBinary();
   const docker = spawnSync('docker', ['--version'], { encoding: 'utf8' });
