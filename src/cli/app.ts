@@ -140,6 +140,7 @@ export async function parseCommandLine(
       throw new UsageError(text.replace(/^Unknown arguments?/, 'unknown flag'), `see '${name} --help'`);
     });
 
+  skipHelpCache(parser);
   let output = '';
   await parser.parseAsync(split.args, {}, (_error, _argv, text) => {
     output = text;
@@ -147,6 +148,17 @@ export async function parseCommandLine(
   const globals = mergeGlobals(split.globals, rawDocker);
   if (!invocation) return { invocation: { kind: 'text', text: output }, globals, pluginMode: split.pluginMode };
   return { invocation, globals, pluginMode: split.pluginMode };
+}
+
+/**
+ * yargs renders a command's whole help text once its handler has run, in case the handler shows it later. Ours only
+ * record what to run, so the text (~12 ms of cliui layout and string widths, before the scan can start) is never
+ * used: --help renders its own.
+ */
+function skipHelpCache(parser: Argv): void {
+  const internal = parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } };
+  const usage = internal.getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
 
 /** `server up|import|status|logs|down`, each calling `run(action)` with its parsed arguments. */

@@ -154,3 +154,32 @@ describe('plugin invocation', () => {
     }
   });
 });
+
+describe('start-up cost of parsing', () => {
+  /** Calls of Intl.Segmenter's segment() while `fn` runs: the help layout measures every string with it. */
+  async function segmentCalls(fn: () => Promise<unknown>): Promise<number> {
+    const proto = Intl.Segmenter.prototype;
+    const original = proto.segment;
+    let calls = 0;
+    proto.segment = function (this: Intl.Segmenter, input: string) {
+      calls += 1;
+      return original.call(this, input);
+    };
+    try {
+      await fn();
+    } finally {
+      proto.segment = original;
+    }
+    return calls;
+  }
+
+  it('a command renders no help text; --help does', async () => {
+    assert.equal(await segmentCalls(() => parseCommandLine(['scan', '--clair', 'http://clair:6060', 'app:1'], {})), 0);
+    assert.equal(await segmentCalls(() => parseCommandLine(['server', 'status'], {})), 0);
+    const help = await segmentCalls(async () => {
+      const { invocation } = await parseCommandLine(['scan', '--help'], {});
+      assert.equal(invocation.kind, 'text');
+    });
+    assert.ok(help > 0, 'the probe sees the help layout');
+  });
+});
