@@ -40,6 +40,7 @@ export async function loadConfig() {
     strip: raw.strip !== false,
     stubDockerodeSession: raw.stubDockerodeSession === true,
     stubDockerModemSsh: raw.stubDockerModemSsh === true,
+    stubGotHttp2: raw.stubGotHttp2 === true,
     minify: raw.minify ?? false,
     execArgv: Array.isArray(raw.execArgv) ? raw.execArgv : [],
     seaFuse: need('seaFuse', 'string'),
@@ -85,7 +86,7 @@ const rel = (p) => path.relative(ROOT, p).split(path.sep).join('/');
 // inside try/catch are replaced by a module that throws, so the callers take their fallbacks
 // (ssh2: pure JS + wasm; debug: no colour detection). Each specifier gets its own stub module, so
 // every one of them throws on its first require.
-function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh }) {
+function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh, stubGotHttp2 }) {
   return {
     name: 'sea-stubs',
     setup(build) {
@@ -114,6 +115,19 @@ function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh }) {
           loader: 'js',
         }));
       }
+      if (stubGotHttp2) {
+        // got imports http2-wrapper (and with it Node's http2, ~6 ms of every start) for its `http2` option, which
+        // docker-clair never sets: Clair and registries are reached over HTTP/1.1.
+        build.onResolve({ filter: /^http2-wrapper$/ }, (args) =>
+          /[\\/]node_modules[\\/]got[\\/]/.test(args.importer) ? { path: 'http2-wrapper', namespace: 'sea-stub-http2' } : undefined,
+        );
+        build.onLoad({ filter: /.*/, namespace: 'sea-stub-http2' }, () => ({
+          contents:
+            'const unsupported = () => { throw new Error("got\'s http2 option is not in the docker-clair executable"); };\n' +
+            'export default { auto: unsupported, globalAgent: undefined };\n',
+          loader: 'js',
+        }));
+      }
       if (!stubDockerodeSession) return;
       // dockerode requires ./session (gRPC + proto-loader + the .proto files) at the top of
       // lib/docker.js, but only buildImage({version: "2"}) (BuildKit) calls it. A scanner never builds.
@@ -129,6 +143,63 @@ function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh }) {
           '};\n',
         loader: 'js',
       }));
+    },
+  };
+}
+
+// string-width's ES module versions (imported by yargs, cliui and wrap-ansi, each its own copy) build an
+// Intl.Segmenter and Unicode-property regular expressions as they load: ~20 ms of every start, for a function only
+// the help layout calls. Each such import gets a stand-in that loads the importer's own copy on its first call.
+// (cli-table3 requires the CommonJS 4.x, which loads cheaply, and is left alone.)
+function lazyStringWidthPlugin() {
+  return {
+    name: 'lazy-string-width',
+    setup(build) {
+      build.onResolve({ filter: /^string-width$/ }, async (args) => {
+        if (args.kind !== 'import-statement' || args.pluginData?.lazyStringWidth) return undefined;
+        const real = await build.resolve(args.path, {
+          kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { lazyStringWidth: true },
+        });
+        if (real.errors.length) return { errors: real.errors };
+        return { path: real.path, namespace: 'lazy-string-width' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
+        contents:
+          'let stringWidth;\n' +
+          'export default function lazyStringWidth(string, options) {\n' +
+          `  stringWidth ??= require(${JSON.stringify(args.path)}).default;\n` +
+          '  return stringWidth(string, options);\n' +
+          '}\n',
+        loader: 'js',
+        resolveDir: ROOT,
+      }));
+    },
+  };
+}
+
+// @sindresorhus/is (got's type checks) builds two Intl.ListFormat objects as it loads, for the wording of a failed
+// assertion. The first Intl object a process builds loads ICU's data, ~10 ms of every start; no scan uses Intl
+// otherwise. So they are built on first use. The build fails if the module no longer reads as expected, so that a
+// new version is looked at rather than silently slower.
+function lazyListFormatPlugin() {
+  const file = /[\\/]node_modules[\\/]@sindresorhus[\\/]is[\\/]distribution[\\/]index\.js$/;
+  const construct = /\bnew Intl\.ListFormat\(/g;
+  return {
+    name: 'lazy-list-format',
+    setup(build) {
+      build.onLoad({ filter: file }, async (args) => {
+        const source = await readFile(args.path, 'utf8');
+        const found = source.match(construct)?.length ?? 0;
+        if (found !== 2) {
+          return { errors: [{ text: `${rel(args.path)}: expected 2 \`new Intl.ListFormat(\`, found ${found}; update lazyListFormatPlugin in scripts/bundle.mjs` }] };
+        }
+        const helper =
+          'function lazyListFormat(...args) {\n' +
+          '  let formatter;\n' +
+          '  return { format: (list) => (formatter ??= new Intl.ListFormat(...args)).format(list) };\n' +
+          '}\n';
+        return { contents: helper + source.replace(construct, 'lazyListFormat('), loader: 'js' };
+      });
     },
   };
 }
@@ -175,7 +246,7 @@ export async function bundle({ config, log = () => {} } = {}) {
       // yargs' `extends` support uses import.meta.resolve, which docker-clair never reaches.
       'empty-import-meta': 'silent',
     },
-    plugins: [seaStubPlugin(config)],
+    plugins: [seaStubPlugin(config), lazyStringWidthPlugin(), lazyListFormatPlugin()],
   };
   const result = await build(options);
   // The executable's entry (src/sea-entry.ts): the metadata answer, and the loader of the bundle above.
