@@ -16,7 +16,7 @@ import type { ProxySettings } from '../runtime/proxy.js';
 import type { InsecureRegistries } from '../registry/insecure.js';
 import type { DaemonView, RemoteImages } from './remote.js';
 import type { ImageSourceKind, SourceSettings } from './settings.js';
-import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageSource } from './daemon.js';
+import { DaemonImageArchive, DockerImageSource, type DaemonInfo, type ImageInfo, type ImageSource } from './daemon.js';
 import { FileImageArchive, SaveArchiveFile } from './file.js';
 import { probeSaveStream, StreamImageArchive } from './stream.js';
 
@@ -65,7 +65,9 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
   const remote = order.includes('remote')
     ? { open: async (ref: string, view?: DaemonView) => (await (remoteImages ??= import('./remote.js').then((m) => new m.RemoteImages(settings)))).open(ref, signal, view) }
     : undefined;
-  const daemon = order.includes('daemon') ? await connectDaemon(settings, signal) : undefined;
+  const daemon = order.includes('daemon')
+    ? await connectDaemon(settings, signal, order[0] === 'daemon' ? settings.images : [])
+    : undefined;
   const from = daemon?.source;
   let insecure: Promise<InsecureRegistries> | undefined;
   const view: DaemonView | undefined = daemon && {
@@ -73,7 +75,7 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
     insecure: () => (insecure ??= daemon.source.insecureRegistries?.() ?? Promise.resolve({ cidrs: [], hosts: [] })),
   };
   const fromDaemon = async (ref: string, progress: ProgressSink, source: ImageSource): Promise<ImageArchive> => {
-    const image = await source.inspect(ref);
+    const image = await (daemon?.inspecting.get(ref) ?? source.inspect(ref));
     // The history is asked for now and awaited only for the report: it never delays the export.
     const steps = source.buildSteps?.(image);
     log.debug(`image ${ref}: ${image.id}, ${image.diffIds.length} layer(s), ${image.os}/${image.architecture}`);
@@ -113,8 +115,17 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
   };
 }
 
-/** The daemon, reached once. One that does not answer is an error even before a registry: --image-src remote skips it. */
-async function connectDaemon(settings: SourceContext, signal: AbortSignal): Promise<{ source: ImageSource; info: DaemonInfo }> {
+/** At most this many images are inspected while the daemon is first reached. */
+const EARLY_INSPECTIONS = 8;
+
+/**
+ * The daemon, reached once. One that does not answer is an error even before a registry: --image-src remote skips it.
+ * The images to `inspect` are asked for in the same round trip as the daemon's version (their answers, or errors,
+ * are taken when each image's turn comes): on a cold scan every round trip before the export is wall time.
+ */
+async function connectDaemon(
+  settings: SourceContext, signal: AbortSignal, inspect: readonly string[],
+): Promise<{ source: ImageSource; info: DaemonInfo; inspecting: Map<string, Promise<ImageInfo>> }> {
   const { log } = settings;
   let source = settings.source;
   if (!source) {
@@ -123,9 +134,17 @@ async function connectDaemon(settings: SourceContext, signal: AbortSignal): Prom
     log.debug(`docker endpoint: ${endpoint.host} (context "${endpoint.contextName}", chosen by ${endpoint.source}${endpoint.tls ? `, TLS${endpoint.tls.verify ? '' : ' without verification'}` : ''})`);
     source = new DockerImageSource(await createDockerClient(endpoint), endpoint);
   }
-  const info = await source.connect({ signal });
+  const connected = source.connect({ signal });
+  const inspecting = new Map<string, Promise<ImageInfo>>();
+  for (const ref of inspect.slice(0, EARLY_INSPECTIONS)) {
+    if (inspecting.has(ref)) continue;
+    const inspected = source.inspect(ref);
+    inspected.catch(() => undefined); // taken (and reported) when the image's turn comes, if the daemon answered
+    inspecting.set(ref, inspected);
+  }
+  const info = await connected;
   log.debug(`docker daemon: Engine ${info.version}, API ${info.apiVersion}, ${info.os}/${info.arch}`);
-  return { source, info };
+  return { source, info, inspecting };
 }
 
 /**

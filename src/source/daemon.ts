@@ -75,11 +75,10 @@ export interface EngineDescription {
 }
 
 interface SignalCalls {
-  ping(options: { abortSignal: AbortSignal }): Promise<unknown>;
   version(options: { abortSignal: AbortSignal }): Promise<Dockerode.DockerVersion>;
 }
 
-const PING_TIMEOUT_MS = 35_000; // ssh's own ConnectTimeout is 30 s
+const CONNECT_TIMEOUT_MS = 35_000; // ssh's own ConnectTimeout is 30 s
 // A reference, digest or ID: no spaces, query or fragment characters that would change the API path.
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
 
@@ -91,15 +90,17 @@ export class DockerImageSource implements ImageSource {
     private readonly endpoint: Endpoint,
   ) {}
 
-  /** Pings the daemon and reads its version: the first call, so "unreachable" is reported once, clearly. */
+  /**
+   * Reads the daemon's version: the first call, so "unreachable" is reported once, clearly. `/version` answers
+   * whether the daemon is there as `/_ping` would, so there is no ping first: each round trip delays the export.
+   */
   async connect(options: { signal?: AbortSignal } = {}): Promise<DaemonInfo> {
     const signal = options.signal
-      ? AbortSignal.any([options.signal, AbortSignal.timeout(PING_TIMEOUT_MS)])
-      : AbortSignal.timeout(PING_TIMEOUT_MS);
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)])
+      : AbortSignal.timeout(CONNECT_TIMEOUT_MS);
     try {
       // dockerode takes abortSignal on these calls; its type declarations do not say so.
       const docker = this.docker as unknown as SignalCalls;
-      await docker.ping({ abortSignal: signal });
       const v = await docker.version({ abortSignal: signal });
       return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
     } catch (error) {
