@@ -114,11 +114,15 @@ async function scanAll(
     probe.abort();
     throw error;
   }
+  // The layer server's address is settled while Clair's API is still being probed; a probe failure is told first.
+  const gateway = managed?.gateway;
+  const choosing = gateway && !options.layerAddress
+    ? Promise.resolve().then(() => containerNetworkBinding(gateway))
+    : chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
+  choosing.catch(() => undefined);
   const api = await detected;
   log.debug(`Clair API: ${api.api} (${api.why})`);
-  const binding = managed?.gateway && !options.layerAddress
-    ? containerNetworkBinding(managed.gateway)
-    : await chooseLayerBinding(indexerUrl, options.layerAddress, images.publishedPortGateway);
+  const binding = await choosing;
   log.debug(`layer server address: ${binding.advertiseHost} (${binding.why})`);
   const engine = await createClairEngine(api.api, {
     indexerUrl, matcherUrl, psk, ca, binding, maxDbAgeMs: options.maxDbAgeMs, now: clock, v1BufferBytes: options.v1BufferBytes,
