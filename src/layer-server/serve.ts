@@ -19,9 +19,15 @@ export type Served<T> = {
   claimed: boolean;
 } & ({ ok: true; value: T } | { ok: false; failure: unknown });
 
-/** Offers `layer` while `request` runs, then withdraws it; the request's failure is returned, not thrown. */
-export async function serveWhile<T>(server: LayerServer, layer: OfferedLayer, request: () => Promise<T>): Promise<Served<T>> {
+/**
+ * Offers `layer` while `request` runs, then withdraws it; the request's failure is returned, not thrown.
+ * `settled` hears what became of the offer as soon as that is known, which can be before the request returns.
+ */
+export async function serveWhile<T>(
+  server: LayerServer, layer: OfferedLayer, request: () => Promise<T>, settled?: (outcome: OfferOutcome) => void,
+): Promise<Served<T>> {
   const offered = server.offer(layer.digest, layer.body, layer.size);
+  if (settled) void offered.then(settled);
   let answer: { ok: true; value: T } | { ok: false; failure: unknown };
   try {
     answer = { ok: true, value: await request() };

@@ -194,7 +194,7 @@ describe('managed Clair: up, status, scan without --clair, logs, down', { timeou
     assert.equal(posts.length, layers.length + 2, `a probe, one manifest per layer and the image:\n${logs.stdout}${logs.stderr}`);
   });
 
-  it('scan: a layer address Clair cannot reach fails in the preflight, before any export, naming the address', async () => {
+  it('scan: a layer address Clair cannot reach fails in the preflight, before any layer is offered, naming the address', async () => {
     const run = await dockerClair(['scan', '--layer-address', '127.0.0.1', TEST_IMAGES.debian12]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /^docker-clair: Clair cannot fetch layers from the layer server at http:\/\/127\.0\.0\.1:\d+ \(a probe layer failed.*connection refused.*; hint: set --layer-address/m);

@@ -24,11 +24,14 @@ export type V1ReducedIndexing = Omit<V1Indexing, 'bufferCap'>;
 /** Posts every layer Clair lacks, parent first, each reduced to what Clair v1 reads, in one read of the archive. */
 export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): Promise<V1Indexed> {
   const { binding, log, signal, archive } = ctx;
+  // Clair is asked which base layers it has while the layer server starts: both come before the export.
+  const known = knownPrefix(ctx.clair, v1LayerNames(order), signal);
+  known.catch(() => undefined); // awaited below once the server runs
   const server = await LayerServer.start({ ...binding, signal });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const indexer = new ReducedIndexer(ctx, server, order);
   try {
-    await indexer.start();
+    await indexer.start(known);
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
     await indexer.run();
   } finally {
@@ -51,8 +54,8 @@ class ReducedIndexer {
 
   constructor(private readonly ctx: V1ReducedIndexing, private readonly server: LayerServer, private order: string[]) {}
 
-  async start(): Promise<void> {
-    this.next = await knownPrefix(this.ctx.clair, v1LayerNames(this.order), this.ctx.signal);
+  async start(known: Promise<number>): Promise<void> {
+    this.next = await known;
     if (this.next > 0) this.ctx.log.debug(`Clair v1 already has the first ${this.next} layer(s): not sent again`);
   }
 

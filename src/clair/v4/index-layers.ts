@@ -50,16 +50,16 @@ export function helperManifestHash(layer: string): string {
 /** Reads the archive (twice when legacy layers need a hash pass), indexes its layers, then the image's manifest. */
 export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIndexed> {
   const { archive, signal, log } = ctx;
-  const pass: Pass = { archives: [archive], read: (options) => archive.read(signal, options) };
-  return (await withLayerServer(ctx, async (server, helpers) => {
+  const pass: Pass = { archives: [archive], read: (readSignal, options) => archive.read(readSignal, options) };
+  return (await withLayerServer(ctx, async (server, helpers, gate) => {
     try {
-      return await indexPass(ctx, server, helpers, pass);
+      return await indexPass(ctx, server, helpers, pass, gate);
     } catch (error) {
       if (!(error instanceof LegacyLayerMappingError) || signal.aborted) throw error;
       // The layers indexed so far stay known to Clair: the next pass sends only the others.
       log.debug(`${archive.ref}: ${error.message}: mapping the legacy layers with a hash pass`);
       await archive.remap(error, signal);
-      return await indexPass(ctx, server, helpers, pass);
+      return await indexPass(ctx, server, helpers, pass, gate);
     }
   }))[0] as StreamIndexed;
 }
@@ -72,33 +72,53 @@ export async function indexFromSaveStream(ctx: StreamIndexing): Promise<StreamIn
 export async function indexGroupFromSaveStream(ctx: Omit<StreamIndexing, 'archive'>, group: ArchiveGroup): Promise<StreamIndexed[]> {
   const [first] = group.archives;
   if (!first) return [];
-  const pass: Pass = { archives: group.archives, read: (options) => group.read(ctx.signal, options) };
-  return withLayerServer({ ...ctx, archive: first }, (server, helpers) => indexPass({ ...ctx, archive: first }, server, helpers, pass));
+  const pass: Pass = { archives: group.archives, read: (readSignal, options) => group.read(readSignal, options) };
+  return withLayerServer({ ...ctx, archive: first }, (server, helpers, gate) => indexPass({ ...ctx, archive: first }, server, helpers, pass, gate));
 }
 
 /** One read of one image, or of several together. */
 interface Pass {
   archives: readonly ImageArchive[];
-  read(options: ReadOptions): Promise<ArchiveEvents>;
+  read(signal: AbortSignal, options: ReadOptions): Promise<ArchiveEvents>;
+}
+
+/** What a pass waits on: the export is read under `signal`, and no layer is offered before `ready`. */
+interface Gate {
+  signal: AbortSignal;
+  ready: Promise<unknown>;
 }
 
 /**
- * A layer server for the length of `work`, checked first; the one-layer manifests deleted after. `work` gives the
- * images' manifest hashes; what the server sent beyond the probe is counted on the first image.
+ * A layer server for the length of `work`, checked first; the one-layer manifests deleted after.
+ * `work` gives the images' manifest hashes; what the server sent beyond the probe is counted on the first image.
  */
-async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, helpers: string[]) => Promise<string[]>): Promise<StreamIndexed[]> {
+async function withLayerServer(
+  ctx: StreamIndexing, work: (server: LayerServer, helpers: string[], gate: Gate) => Promise<string[]>,
+): Promise<StreamIndexed[]> {
   const { clair, signal, log, binding } = ctx;
   const server = await LayerServer.start({ ...binding, signal });
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
   let indexed: StreamIndexed[];
+  // The export is requested as soon as Clair has fetched the probe layer (so it reaches the layer server), while
+  // the probe's index answer and delete are still to come: those hide in the daemon's preparing of the export.
+  // No layer is offered before the probe is through, and a probe that fails after all stops the export.
+  const stop = new AbortController();
+  let reached!: () => void;
+  const fetched = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  const preflight = preflightLayerServer(server, clair, log, signal, reached);
+  preflight.catch(() => stop.abort());
   try {
-    // Before the export: a Clair that cannot reach us is told in one message, not after minutes of staging.
-    const preflight = await preflightLayerServer(server, clair, log, signal);
-    const probe = { layers: server.stats.layersServed, bytes: preflight.bytes };
-    const ids = await work(server, helpers);
+    await Promise.race([fetched, preflight]);
+    const ids = await work(server, helpers, { signal: AbortSignal.any([signal, stop.signal]), ready: preflight });
+    const probe = await preflight;
     const sent = { layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes };
     indexed = ids.map((id, i) => (i === 0 ? { id, ...sent } : { id, layersSent: 0, bytesSent: 0 }));
+  } catch (error) {
+    await preflight; // a failed probe is the cause of whatever failed after it
+    throw error;
   } finally {
     await server.close();
   }
@@ -111,11 +131,11 @@ async function withLayerServer(ctx: StreamIndexing, work: (server: LayerServer, 
 }
 
 /** One pass: the layers as they stream by, then each image's manifest (Clair has every layer by then); their hashes. */
-async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<string[]> {
+async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass, gate: Gate): Promise<string[]> {
   for (const archive of pass.archives) {
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
   }
-  const ends = await indexLayers(ctx, server, helpers, pass);
+  const ends = await indexLayers(ctx, server, helpers, pass, gate);
   const ids: string[] = [];
   for (const [i, archive] of pass.archives.entries()) {
     const end = ends[i] as ArchiveEnd;
@@ -143,13 +163,12 @@ async function indexImageManifest(ctx: StreamIndexing, server: LayerServer, id: 
 }
 
 /** One read: each layer of the images indexed as a one-layer manifest as it streams by; the ends, in image order. */
-async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass): Promise<ArchiveEnd[]> {
-  const { signal } = ctx;
+async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass, gate: Gate): Promise<ArchiveEnd[]> {
   const ends: ArchiveEnd[] = [];
   let streamed = 0;
   // Clair hashes every layer it fetches and fails the index on a mismatch (quay/claircore libindex/fetcher.go), so
   // the archive hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
-  for await (const event of await pass.read({ verify: 'guesses' })) {
+  for await (const event of await pass.read(gate.signal, { verify: 'guesses' })) {
     if (event.kind === 'end') {
       ends.push(event);
       continue;
@@ -164,6 +183,7 @@ async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: st
     const index = position >= 0 ? position : streamed;
     const total = archive.order.length > 0 ? archive.order.length : undefined;
     streamed++;
+    await gate.ready;
     const outcome = await indexLayer(ctx, server, event.layer, helpers);
     ctx.progress({
       stage: 'layer', image: archive.ref, digest, index, ...(total !== undefined ? { total } : {}),

@@ -25,15 +25,26 @@ export async function makeProbeLayer(): Promise<ProbeLayer> {
 export interface PreflightResult {
   /** Requests the probe caused on the layer server (not layers of the image). */
   requests: number;
+  /** The probe layer served in full: 1, else 0 (Clair had it, which a random layer makes unlikely). */
+  layers: number;
   bytes: number;
 }
 
-export async function preflightLayerServer(server: LayerServer, clair: ClairV4Client, log: Logger, signal: AbortSignal): Promise<PreflightResult> {
+/**
+ * Has Clair index (and so fetch) the probe layer, then deletes the probe manifest. `fetched` is told as soon as
+ * Clair has read the probe in full, which proves it reaches the layer server, before its index answer is back.
+ */
+export async function preflightLayerServer(
+  server: LayerServer, clair: ClairV4Client, log: Logger, signal: AbortSignal, fetched?: () => void,
+): Promise<PreflightResult> {
   const probe = await makeProbeLayer();
   const manifest = `sha256:${createHash('sha256').update(`docker-clair probe manifest\n${probe.digest}`).digest('hex')}`;
   const before = server.stats.requests;
   const served = await serveWhile(server, { digest: probe.digest, body: bufferChunks([probe.bytes]), size: probe.bytes.length }, () =>
-    clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal));
+    clair.index({ hash: manifest, layers: [{ hash: probe.digest, uri: server.url(probe.digest, 'probe'), headers: server.clairHeaders }] }, signal),
+  (outcome) => {
+    if (outcome.served) fetched?.();
+  });
   const { outcome } = served;
   const requests = server.stats.requests - before;
   // Best effort: a left-over probe costs Clair one row.
@@ -55,7 +66,7 @@ export async function preflightLayerServer(server: LayerServer, clair: ClairV4Cl
     throw failure;
   }
   log.debug(`preflight: Clair fetched a probe layer from ${server.baseUrl}`);
-  return { requests, bytes: outcome.served ? outcome.bytes : 0 };
+  return { requests, layers: outcome.served ? 1 : 0, bytes: outcome.served ? outcome.bytes : 0 };
 }
 
 /** Clair's account of a failure to fetch a layer (the layer server's side of things), else undefined. */
