@@ -93,6 +93,22 @@ describe('streamGet', () => {
     }
   });
 
+  it('the chunks that arrive in one read come out as one piece, the framing between them removed', async () => {
+    const data = Array.from({ length: 8 }, (_, i) => String.fromCharCode(97 + i).repeat(1000 + i));
+    const chunked = data.map((d) => `${d.length.toString(16)}\r\n${d}\r\n`).join('') + '0\r\n\r\n';
+    // The head apart, then the whole body in one write (~8 KB, one read).
+    const p = await peer((s) => writeApart(s, ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n', chunked]));
+    try {
+      const chunks = await streamGet({ path: p.path }, '/images/x/get');
+      const pieces: string[] = [];
+      for (let piece = await chunks.read(); piece; piece = await chunks.read()) pieces.push(piece.toString('latin1'));
+      assert.equal(pieces.join(''), data.join(''));
+      assert.equal(pieces.length, 1, `one piece for the read, not one per chunk: ${pieces.map((x) => x.length).join(', ')}`);
+    } finally {
+      p.server.close();
+    }
+  });
+
   it('a Content-Length body ends at its length; a body with neither ends when the peer closes', async () => {
     const sized = await peer((s) => writeApart(s, ['HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc', 'def']));
     const unsized = await peer(async (s) => {
