@@ -22,12 +22,14 @@ export class StatusError extends Error {
 const READ_SIZE = 256 * 1024;
 // A stream slower than its reader (the containerd image store exports at ~65 MB/s) arrives in ~24 KB reads, each a
 // wake-up of this process and a piece through every stage to Clair: most of the relay's CPU there. So after a small
-// read that came after a pause, the socket is left to fill for TRICKLE_WAIT_MS (~130 KB at that rate, under the
-// ~200 KB a unix socket buffers, so the daemon never waits; 4 ms made it wait, measured). A fast stream (the classic
-// store's staged export) has no pauses, and is read at once.
+// read that followed a pause, the socket is left to fill for TRICKLE_WAIT_MS before the next read (~130 KB at that
+// rate, under the ~200 KB a unix socket buffers, so the daemon does not wait; 4 ms made it wait, measured), and so
+// on while the reads after a wait come back short of that. A fast stream (the classic store's staged export,
+// ~770 MB/s) gives large reads without pauses, and is read at once; one that fills the socket in the wait is too.
 const TRICKLE_READ = 64 * 1024;
 const TRICKLE_GAP_MS = 0.2;
 const TRICKLE_WAIT_MS = 2;
+const TRICKLE_FULL = 192 * 1024;
 const HEAD_LIMIT = 64 * 1024;
 const ERROR_BODY_LIMIT = 1024 * 1024;
 
@@ -86,8 +88,10 @@ class ResponseReader implements Chunks {
   private end = 0;
   /** The last read was handed over (or is being parsed): the socket is paused until all of it is used. */
   private holding = false;
-  /** The last read was small and came after a pause: the next waits for the socket to fill. */
+  /** The stream comes slower than it is read: the next read waits for the socket to fill. */
   private trickling = false;
+  /** The last read followed such a wait. */
+  private waited = false;
   private lastReadAt = 0;
   private resumeTimer: NodeJS.Timeout | undefined;
   private ended = false;
@@ -105,7 +109,10 @@ class ResponseReader implements Chunks {
         buffer: this.buffer,
         callback: (length: number) => {
           const now = performance.now();
-          this.trickling = length < TRICKLE_READ && now - this.lastReadAt > TRICKLE_GAP_MS;
+          this.trickling = this.waited
+            ? length < TRICKLE_FULL
+            : length < TRICKLE_READ && now - this.lastReadAt > TRICKLE_GAP_MS;
+          this.waited = false;
           this.lastReadAt = now;
           this.at = 0;
           this.end = length;
@@ -265,7 +272,10 @@ class ResponseReader implements Chunks {
       if (this.holding) {
         this.holding = false;
         if (this.trickling) {
-          this.resumeTimer = setTimeout(() => this.socket.resume(), TRICKLE_WAIT_MS);
+          this.resumeTimer = setTimeout(() => {
+            this.waited = true;
+            this.socket.resume();
+          }, TRICKLE_WAIT_MS);
         } else {
           this.socket.resume();
         }
