@@ -333,6 +333,23 @@ describe('scan on Clair v1: errors', () => {
     assert.match(run.error?.hint ?? '', /--layer-address/);
   });
 
+  it('a later layer refused while the export streams on: exit 2 with Clair\'s words, the layers after it not posted', async () => {
+    let posts = 0;
+    const clair = await startClairDouble({
+      api: 'v1',
+      faults: { v1PostLayer: () => (++posts === 2 ? { kind: 'error', status: 500, message: 'database is locked' } : undefined) },
+    });
+    try {
+      const run = await scanInProcess(v1(clair, '-q', TEST_IMAGES.multilayer));
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.error?.message ?? '', /database is locked/);
+      assert.equal(posts, 2, 'nothing is posted after the refused layer');
+      assert.equal(clair.v1Layers().length, 1, 'only the base layer reached Clair');
+    } finally {
+      await clair.close();
+    }
+  });
+
   it('parent unknown (400): exit 2 naming the parent', async () => {
     const run = await withFault(400, 'worker: parent layer is unknown, it must be processed first');
     assert.equal(run.code, 2);

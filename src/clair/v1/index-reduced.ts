@@ -51,6 +51,9 @@ class ReducedIndexer {
   private wholeBytes = 0;
   private end: ArchiveEnd | undefined;
   private unsupported: string | undefined;
+  /** The posts in flight, one after another, while the stream is read on; and the first that failed. */
+  private posting: Promise<void> = Promise.resolve();
+  private postFailure: { error: unknown } | undefined;
 
   constructor(private readonly ctx: V1ReducedIndexing, private readonly server: LayerServer, private order: string[]) {}
 
@@ -98,15 +101,31 @@ class ReducedIndexer {
     const { archive, signal } = this.ctx;
     this.reads++;
     const verify = archive.origin === 'docker save' ? 'guesses' : 'all';
-    for await (const event of await archive.read(signal, { verify })) {
-      if (event.kind === 'end') {
-        this.end = event;
-        continue;
+    try {
+      for await (const event of await archive.read(signal, { verify })) {
+        if (event.kind === 'end') {
+          this.end = event;
+          continue;
+        }
+        // Clair refuses the image, or a post failed: no further layer can be posted
+        if (this.unsupported || this.postFailure) break;
+        await this.arrived(event.layer);
+        this.schedulePosts();
       }
-      if (this.unsupported) break; // Clair refuses the image: no further layer can be posted
-      await this.arrived(event.layer);
-      await this.flush();
+    } finally {
+      await this.posting;
     }
+    if (this.postFailure) throw this.postFailure.error;
+  }
+
+  /**
+   * Posts what is ready once the posts before it are through, while the stream is read on: a post waits for Clair
+   * to fetch and index the layer, and the daemon's export would wait with it.
+   */
+  private schedulePosts(): void {
+    this.posting = this.posting.then(() => this.flush()).catch((error: unknown) => {
+      this.postFailure ??= { error };
+    });
   }
 
   /** A layer as the stream delivers it: reduced and held for its turn, or left (read and hashed) when not needed. */
@@ -132,7 +151,7 @@ class ReducedIndexer {
 
   /** Posts the held layers that are next, from memory; frees what no later layer needs. */
   private async flush(): Promise<void> {
-    while (!this.unsupported && this.next < this.order.length) {
+    while (!this.unsupported && !this.postFailure && this.next < this.order.length) {
       const digest = this.order[this.next] as string;
       const tar = this.reduced.get(digest);
       if (!tar) return;
