@@ -102,49 +102,46 @@ function seaStubPlugin({ stubDockerodeSession, stubDockerModemSsh, stubGotHttp2 
         // docker-modem requires ./ssh (ssh2, which compiles a WebAssembly module with a 16 MiB memory when it
         // loads: ~19 MB of RSS) at the top of lib/modem.js, but calls it only for protocol "ssh". docker-clair
         // never gives the modem that protocol: ssh:// goes through the system ssh client (src/docker/ssh-dial-agent.ts).
-        build.onResolve({ filter: /^\.\/ssh(\.js)?$/ }, (args) =>
-          /[\\/]node_modules[\\/]docker-modem[\\/]lib[\\/]modem\.js$/.test(args.importer)
-            ? { path: 'docker-modem/lib/ssh', namespace: 'sea-stub-modem-ssh' }
-            : undefined,
-        );
-        build.onLoad({ filter: /.*/, namespace: 'sea-stub-modem-ssh' }, () => ({
+        stubImport(build, {
+          specifier: /^\.\/ssh(\.js)?$/, importer: /[\\/]node_modules[\\/]docker-modem[\\/]lib[\\/]modem\.js$/,
+          path: 'docker-modem/lib/ssh', namespace: 'sea-stub-modem-ssh',
           contents:
             'module.exports = function ssh() {\n' +
             '  throw new Error("docker-modem\'s ssh2 transport is not in the docker-clair executable (ssh:// uses the system ssh client)");\n' +
             '};\n',
-          loader: 'js',
-        }));
+        });
       }
       if (stubGotHttp2) {
         // got imports http2-wrapper (and with it Node's http2, ~6 ms of every start) for its `http2` option, which
         // docker-clair never sets: Clair and registries are reached over HTTP/1.1.
-        build.onResolve({ filter: /^http2-wrapper$/ }, (args) =>
-          /[\\/]node_modules[\\/]got[\\/]/.test(args.importer) ? { path: 'http2-wrapper', namespace: 'sea-stub-http2' } : undefined,
-        );
-        build.onLoad({ filter: /.*/, namespace: 'sea-stub-http2' }, () => ({
+        stubImport(build, {
+          specifier: /^http2-wrapper$/, importer: /[\\/]node_modules[\\/]got[\\/]/,
+          path: 'http2-wrapper', namespace: 'sea-stub-http2',
           contents:
             'const unsupported = () => { throw new Error("got\'s http2 option is not in the docker-clair executable"); };\n' +
             'export default { auto: unsupported, globalAgent: undefined };\n',
-          loader: 'js',
-        }));
+        });
       }
-      if (!stubDockerodeSession) return;
-      // dockerode requires ./session (gRPC + proto-loader + the .proto files) at the top of
-      // lib/docker.js, but only buildImage({version: "2"}) (BuildKit) calls it. A scanner never builds.
-      build.onResolve({ filter: /^\.\/session(\.js)?$/ }, (args) =>
-        /[\\/]node_modules[\\/]dockerode[\\/]lib[\\/]docker\.js$/.test(args.importer)
-          ? { path: 'dockerode/lib/session', namespace: 'sea-stub-session' }
-          : undefined,
-      );
-      build.onLoad({ filter: /.*/, namespace: 'sea-stub-session' }, () => ({
-        contents:
-          'module.exports = function withSession(docker, auth, handler) {\n' +
-          '  handler(new Error("BuildKit sessions (buildImage version 2) are not supported by docker-clair"));\n' +
-          '};\n',
-        loader: 'js',
-      }));
+      if (stubDockerodeSession) {
+        // dockerode requires ./session (gRPC + proto-loader + the .proto files) at the top of
+        // lib/docker.js, but only buildImage({version: "2"}) (BuildKit) calls it. A scanner never builds.
+        stubImport(build, {
+          specifier: /^\.\/session(\.js)?$/, importer: /[\\/]node_modules[\\/]dockerode[\\/]lib[\\/]docker\.js$/,
+          path: 'dockerode/lib/session', namespace: 'sea-stub-session',
+          contents:
+            'module.exports = function withSession(docker, auth, handler) {\n' +
+            '  handler(new Error("BuildKit sessions (buildImage version 2) are not supported by docker-clair"));\n' +
+            '};\n',
+        });
+      }
     },
   };
+}
+
+/** `specifier`, where a module matching `importer` imports it, becomes the module `contents` (named `path`). */
+function stubImport(build, { specifier, importer, path: stubPath, namespace, contents }) {
+  build.onResolve({ filter: specifier }, (args) => (importer.test(args.importer) ? { path: stubPath, namespace } : undefined));
+  build.onLoad({ filter: /.*/, namespace }, () => ({ contents, loader: 'js' }));
 }
 
 // string-width's ES module versions (imported by yargs, cliui and wrap-ansi, each its own copy) build an
