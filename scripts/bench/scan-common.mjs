@@ -101,11 +101,13 @@ export function checkScan(label, r, image) {
   return `${img.verdict}, ${img.packageCount} packages, ${img.vulnerabilities.length} findings`;
 }
 
+/** An image's ID, size, layer count and diff IDs, in one `docker image inspect`. */
 export function inspectImage(ref, env) {
-  const r = spawnSync('docker', ['image', 'inspect', '-f', '{{.Id}} {{.Size}} {{len .RootFS.Layers}}', ref], { env, encoding: 'utf8' });
+  const r = spawnSync('docker', ['image', 'inspect', '-f', '{{.Id}} {{.Size}} {{json .RootFS.Layers}}', ref], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`docker image inspect ${ref}: ${(r.stderr || '').trim()}`);
   const [id, size, layers] = r.stdout.trim().split(' ');
-  return { id, size: Number(size), layers: Number(layers) };
+  const diffIds = JSON.parse(layers ?? '[]');
+  return { id, size: Number(size), layers: diffIds.length, diffIds };
 }
 
 /**

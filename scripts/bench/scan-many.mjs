@@ -5,7 +5,6 @@
 //
 // The discarding double indexes no packages, so every image ends "indexed no packages" (exit 3): that is what is
 // checked, with the double having indexed the preflight's probe, each distinct layer once and the three images' manifests.
-import { spawnSync } from 'node:child_process';
 import { exportF, idleOrNotLine, inspectImage, pairedWalls, rangeF, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
 import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
@@ -43,18 +42,12 @@ async function scanManyWith(opts, original, binary) {
 
 /** The three images as one bench "image": their refs, distinct layers, and size with the shared base counted once. */
 function manyImages(ctx) {
-  const facts = MANY_REFS.map((ref) => ({ ref, ...inspectImage(ref, ctx.env), diffIds: diffIdsOf(ref, ctx.env) }));
+  const facts = MANY_REFS.map((ref) => ({ ref, ...inspectImage(ref, ctx.env) }));
   const distinct = new Set(facts.flatMap((f) => f.diffIds));
   const base = ctx.images.find((i) => i.name === '200m');
   const own = facts.reduce((sum, f) => sum + (f.size - (base?.size ?? 0)), 0);
   for (const f of facts) ctx.say(`  ${f.ref}: ${f.id.slice(0, 19)}…, ${mbF(f.size)}, ${f.layers} layers`);
   return { name: '3 images', ref: MANY_REFS.join(' '), refs: MANY_REFS, ids: facts.map((f) => f.id), layers: distinct.size, size: (base?.size ?? 0) + own };
-}
-
-function diffIdsOf(ref, env) {
-  const r = spawnSync('docker', ['image', 'inspect', '-f', '{{json .RootFS.Layers}}', ref], { env, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`docker image inspect ${ref}: ${(r.stderr || '').trim()}`);
-  return JSON.parse(r.stdout);
 }
 
 /** A fresh discarding double, one cold scan of the three: each image "indexed no packages", every layer indexed once. */
