@@ -1,6 +1,7 @@
 // An image reference as the docker CLI reads it (distribution/reference): `[host[:port]/]path[:tag][@digest]`. The
 // first path component is a registry host when it has a `.` or a `:`, or is `localhost`; otherwise the image is on
 // Docker Hub, whose one-word names live under `library/`. Without tag or digest the tag is `latest`.
+import { isLoopbackName } from '../runtime/cidr.js';
 import { UsageError } from '../runtime/errors.js';
 
 export interface RemoteReference {
@@ -69,5 +70,5 @@ export function familiarName(ref: RemoteReference): string {
 /** Loopback registries are reached over plain http, as the daemon allows them by default. */
 export function isLoopbackHost(host: string): boolean {
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+  return isLoopbackName(name);
 }

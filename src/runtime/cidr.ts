@@ -1,5 +1,11 @@
-// Whether an IP address lies in a CIDR range (IPv4 or IPv6), for NO_PROXY and the daemon's insecure registries.
+// Whether an IP address lies in a CIDR range (IPv4 or IPv6), for NO_PROXY and the daemon's insecure registries;
+// and whether a host name is this machine's loopback, which no proxy is used for and the daemon trusts over http.
 import { isIP } from 'node:net';
+
+/** `localhost`, `::1` or 127.0.0.0/8 (a host name without port or brackets). */
+export function isLoopbackName(name: string): boolean {
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
 
 export function inCidr(ip: string, base: string, bits: number): boolean {
   const a = bytesOf(ip);

@@ -9,7 +9,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
 import type { BeforeRequestHook } from 'got';
-import { inCidr } from './cidr.js';
+import { inCidr, isLoopbackName } from './cidr.js';
 import { UsageError } from './errors.js';
 import { redactUrl } from './redact.js';
 
@@ -46,7 +46,7 @@ export function proxyFor(url: URL, settings: ProxySettings): URL | undefined {
   const proxy = url.protocol === 'https:' ? settings.httpsProxy : url.protocol === 'http:' ? settings.httpProxy : undefined;
   if (!proxy) return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || isLoopback(host)) return undefined;
+  if (isLoopbackName(host)) return undefined;
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   return settings.noProxy.some((entry) => excludes(entry, host, port)) ? undefined : proxy;
 }
@@ -68,10 +68,6 @@ function excludes(entry: string, host: string, port: string): boolean {
   if (name.startsWith('*.')) name = name.slice(1);
   if (name.startsWith('.')) return host.endsWith(name);
   return host === name || host.endsWith(`.${name}`);
-}
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** What https requests through a proxy verify the server with, and present to it. */
