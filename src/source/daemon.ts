@@ -74,6 +74,13 @@ export interface EngineDescription {
   store: 'classic' | 'containerd' | undefined;
 }
 
+/** The parts of `docker info` read here. */
+interface DaemonInfoAnswer {
+  ServerVersion?: string;
+  DriverStatus?: [string, string][];
+  RegistryConfig?: unknown;
+}
+
 interface SignalCalls {
   version(options: { abortSignal: AbortSignal }): Promise<Dockerode.DockerVersion>;
 }
@@ -84,6 +91,7 @@ const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
 
 export class DockerImageSource implements ImageSource {
   saveCount = 0;
+  private info: Promise<DaemonInfoAnswer> | undefined;
 
   constructor(
     private readonly docker: Dockerode,
@@ -109,9 +117,15 @@ export class DockerImageSource implements ImageSource {
     }
   }
 
+  /** `docker info`, asked once: both what describes the engine and its insecure registries come from it. */
+  private daemonInfo(): Promise<DaemonInfoAnswer> {
+    this.info ??= this.docker.info() as Promise<DaemonInfoAnswer>;
+    return this.info;
+  }
+
   async describeEngine(): Promise<EngineDescription> {
     try {
-      const info = await this.docker.info() as { ServerVersion?: string; DriverStatus?: [string, string][] };
+      const info = await this.daemonInfo();
       // `docker info` shows the containerd store as a driver whose status names a snapshotter.
       const snapshotter = (info.DriverStatus ?? []).some(([key, value]) => key === 'driver-type' && /snapshotter/.test(value));
       return { version: info.ServerVersion, store: snapshotter ? 'containerd' : 'classic' };
@@ -122,7 +136,7 @@ export class DockerImageSource implements ImageSource {
 
   async insecureRegistries(): Promise<InsecureRegistries> {
     try {
-      return insecureRegistriesOf(((await this.docker.info()) as { RegistryConfig?: unknown }).RegistryConfig);
+      return insecureRegistriesOf((await this.daemonInfo()).RegistryConfig);
     } catch {
       return { cidrs: [], hosts: [] }; // best effort: every registry is then reached over verified https
     }
