@@ -12,6 +12,7 @@ import * as tls from 'node:tls';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { DiscardGetError, discardGet } from './discard-get.js';
 import { goQuote } from './go-quote.js';
 import { parseDigest } from './digest.js';
 import { decompressor, sniffCompression, TarSink, type Compression, type LayerContents } from './layer-unpack.js';
@@ -276,6 +277,7 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
     digest: desc.hash, uri: desc.uri, reason: 'fetch', requestHeaders: headers, startedAt: Date.now(), bytes: 0,
   };
   opts.record(rec);
+  if (opts.layers === 'discard') return discardLayer(desc, headers, rec, opts);
   let response: http.IncomingMessage | undefined;
   try {
     const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
@@ -285,15 +287,6 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
     rec.contentEncoding = headersOf(res, 'content-encoding');
     rec.acceptRanges = headersOf(res, 'accept-ranges');
     await checkStatus(res, [200], '');
-    if (opts.layers === 'discard') {
-      try {
-        for await (const chunk of paced(res, opts.layerRate)) rec.bytes += (chunk as Buffer).length;
-      } catch (err) {
-        throw bodyError(err, opts.signal);
-      }
-      const contents: LayerContents = { files: new Map(), symlinks: new Map(), dirs: new Set(), whiteouts: [], opaqueDirs: [], paths: [] };
-      return { digest: desc.hash, contents, compression: 'KindNone', bytes: rec.bytes };
-    }
     let body: Readable = opts.layerRate === undefined ? res : Readable.from(paced(res, opts.layerRate));
     if (rec.contentEncoding !== undefined && rec.contentEncoding !== '') {
       if (opts.rejectContentEncoding || !addedAcceptEncoding || rec.contentEncoding.toLowerCase() !== 'gzip') {
@@ -348,6 +341,49 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
     return { digest: desc.hash, contents: sink.contents, compression: kind, bytes: tap.bytes };
   } catch (err) {
     response?.destroy();
+    rec.error = err instanceof Error ? err.message : String(err);
+    rec.cancelled = opts.signal.aborted;
+    throw err;
+  } finally {
+    rec.finishedAt = Date.now();
+    opts.finished?.(rec);
+  }
+}
+
+/**
+ * The `discard` stand-in's fetch: the body read to its end through discardGet (one reused buffer, nothing
+ * hashed or unpacked), the layer indexed as empty. The status rule and the error wording are the fetcher's.
+ */
+async function discardLayer(desc: LayerDescriptor, headers: Record<string, string[]>, rec: LayerFetchRecord, opts: FetchOptions): Promise<FetchedLayer> {
+  try {
+    let url: URL;
+    try {
+      url = new URL(desc.uri);
+    } catch {
+      throw new LayerFetchError(`failed to parse remote path uri: parse ${JSON.stringify(desc.uri)}: invalid URI for request`);
+    }
+    let res;
+    try {
+      res = await discardGet(url, headers, opts.signal, opts.layerRate);
+    } catch (err) {
+      if (opts.signal.aborted) throw opts.signal.reason;
+      const e = err as DiscardGetError;
+      if (e.code === 'ECONNRESET' || e.code === 'EPIPE') throw new LayerFetchError('unexpected EOF');
+      throw new LayerFetchError(`fetcher: request failed: Get ${JSON.stringify(url.href)}: ${goErrorText(e, url)}`);
+    }
+    rec.status = res.status;
+    rec.contentType = res.headers['content-type'];
+    rec.contentEncoding = res.headers['content-encoding'];
+    rec.acceptRanges = res.headers['accept-ranges'];
+    rec.bytes = res.bytes;
+    if (res.status !== 200) {
+      const text = `${res.status} ${res.statusMessage !== '' ? res.statusMessage : http.STATUS_CODES[res.status] ?? ''}`.trimEnd();
+      throw new LayerFetchError(`unexpected status code: ${text} (body starts: ${goQuote(res.bodyStart)})`);
+    }
+    if (res.truncated) throw new LayerFetchError('unexpected EOF');
+    const contents: LayerContents = { files: new Map(), symlinks: new Map(), dirs: new Set(), whiteouts: [], opaqueDirs: [], paths: [] };
+    return { digest: desc.hash, contents, compression: 'KindNone', bytes: res.bytes };
+  } catch (err) {
     rec.error = err instanceof Error ? err.message : String(err);
     rec.cancelled = opts.signal.aborted;
     throw err;
