@@ -172,6 +172,46 @@ describe('scan on Clair v4: errors', () => {
     }
   });
 
+  it("a layer's index answer failing once Clair has fetched it, while the next layer streams: exit 2 with that answer", async () => {
+    // The stream moves on once Clair has fetched a layer whole; the answer for it may come while the next layer is
+    // on offer. The first layer's answer waits here until the next layer's index request has arrived (it never
+    // would, were the answer awaited first), then fails.
+    let nextPosted!: () => void;
+    const next = new Promise<string>((resolve) => {
+      nextPosted = () => resolve('next layer posted');
+    });
+    const layerPosts: string[] = [];
+    let firstBytes = 0;
+    const clair = await startClairDouble({
+      faults: {
+        index: async (manifest) => {
+          const layer = manifest.layers[0];
+          if (!layer || manifest.layers.length !== 1 || layer.uri.includes('/probe/')) return undefined;
+          layerPosts.push(layer.hash);
+          if (layerPosts.length > 1) {
+            nextPosted();
+            return undefined;
+          }
+          const headers = Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? '']));
+          firstBytes = (await (await fetch(layer.uri, { headers })).arrayBuffer()).byteLength;
+          const waited = await Promise.race([next, new Promise<string>((resolve) => setTimeout(resolve, 20_000, 'no further layer posted')).then((w) => w)]);
+          return { kind: 'error', status: 500, message: `failed to start scan: indexer gave up (${waited})` };
+        },
+      },
+    });
+    try {
+      const run = await scanInProcess(['--clair', clair.url, '-q', TEST_IMAGES.multilayer]);
+      assert.ok(firstBytes > 0, 'Clair fetched the first layer');
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.error?.code, 'CLAIR_INDEX');
+      assert.match(run.error?.message ?? '', /failed to start scan: indexer gave up \(next layer posted\)/);
+      assert.equal(layerPosts.length, 2, 'the read stopped at the failed answer: no third layer was offered');
+      assert.equal(run.stats.saves, 1);
+    } finally {
+      await clair.close();
+    }
+  });
+
   it('429 twice, then accepted: retried with backoff', async () => {
     let refusals = 0;
     const clair = await startClairDouble({

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { ClairV4Client } from './client.js';
 import type * as V4 from './wire.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
-import { archiveErrorInRest, archiveErrorOf, serveWhile } from '../../layer-server/serve.js';
+import { archiveErrorInRest, archiveErrorOf, serveWhile, type Served } from '../../layer-server/serve.js';
 import { LayerServer, type OfferOutcome } from '../../layer-server/server.js';
 import type { LayerEntry } from '../../save/layer-feed.js';
 import type { ArchiveEnd } from '../../save/reader.js';
@@ -162,44 +162,93 @@ async function indexImageManifest(ctx: StreamIndexing, server: LayerServer, id: 
   if (server.stats.requests !== before) ctx.log.debug(`Clair made ${server.stats.requests - before} layer request(s) for the image manifest`);
 }
 
-/** One read: each layer of the images indexed as a one-layer manifest as it streams by; the ends, in image order. */
+/**
+ * One read: each layer of the images indexed as a one-layer manifest as it streams by; the ends, in image order.
+ * Once Clair has fetched a layer to its end the stream moves on while Clair indexes it: one index answer may be
+ * outstanding beside the layer on offer (two index requests at most, far under Clair's cap of GOMAXPROCS×4). An
+ * answer that fails stops the read, and is the error.
+ */
 async function indexLayers(ctx: StreamIndexing, server: LayerServer, helpers: string[], pass: Pass, gate: Gate): Promise<ArchiveEnd[]> {
   const ends: ArchiveEnd[] = [];
   let streamed = 0;
-  // Clair hashes every layer it fetches and fails the index on a mismatch (quay/claircore libindex/fetcher.go), so
-  // the archive hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
-  for await (const event of await pass.read(gate.signal, { verify: 'guesses' })) {
-    if (event.kind === 'end') {
-      ends.push(event);
-      continue;
+  let outstanding: Promise<void> | undefined;
+  // Set from an answer's callback; read between awaits (an object, so the checks are not narrowed away).
+  const failed: { error?: unknown; yes: boolean } = { yes: false };
+  const stop = new AbortController();
+  try {
+    // Clair hashes every layer it fetches and fails the index on a mismatch (quay/claircore libindex/fetcher.go), so
+    // the archive hashes only the digests that are guesses (a legacy top layer): ~0.45 CPU-s per GB less on the relay.
+    for await (const event of await pass.read(AbortSignal.any([gate.signal, stop.signal]), { verify: 'guesses' })) {
+      if (event.kind === 'end') {
+        ends.push(event);
+        continue;
+      }
+      const { digest } = event.layer;
+      // A layer of none of the images (a multi-image archive): left to the archive, which drains it.
+      if (!pass.archives.some((a) => !a.layers || a.layers.includes(digest))) continue;
+      // Progress names the first image that has the layer (in stream order when no image's order names it).
+      const archive = pass.archives.find((a) => a.order.includes(digest)) ?? pass.archives[0] as ImageArchive;
+      // "layer K/N" in image order where the digest is known up front; containerd blobs count in stream order.
+      const position = archive.order.indexOf(digest);
+      const index = position >= 0 ? position : streamed;
+      const total = archive.order.length > 0 ? archive.order.length : undefined;
+      streamed++;
+      await gate.ready;
+      if (failed.yes) throw failed.error;
+      const { outcome, answered } = await indexLayer(ctx, server, event.layer, helpers);
+      // The answer before this layer's is in before the next layer is offered.
+      await outstanding;
+      if (failed.yes) throw failed.error;
+      outstanding = answered.catch((error: unknown) => {
+        if (failed.yes) return;
+        Object.assign(failed, { yes: true, error });
+        stop.abort(error);
+      });
+      ctx.progress({
+        stage: 'layer', image: archive.ref, digest, index, ...(total !== undefined ? { total } : {}),
+        fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
+      });
     }
-    const { digest } = event.layer;
-    // A layer of none of the images (a multi-image archive): left to the archive, which drains it.
-    if (!pass.archives.some((a) => !a.layers || a.layers.includes(digest))) continue;
-    // Progress names the first image that has the layer (in stream order when no image's order names it).
-    const archive = pass.archives.find((a) => a.order.includes(digest)) ?? pass.archives[0] as ImageArchive;
-    // "layer K/N" in image order where the digest is known up front; containerd blobs count in stream order.
-    const position = archive.order.indexOf(digest);
-    const index = position >= 0 ? position : streamed;
-    const total = archive.order.length > 0 ? archive.order.length : undefined;
-    streamed++;
-    await gate.ready;
-    const outcome = await indexLayer(ctx, server, event.layer, helpers);
-    ctx.progress({
-      stage: 'layer', image: archive.ref, digest, index, ...(total !== undefined ? { total } : {}),
-      fetched: outcome.served, bytes: outcome.served ? outcome.bytes : 0,
-    });
+    await outstanding;
+  } catch (error) {
+    await outstanding;
+    throw failed.yes ? failed.error : error;
   }
+  if (failed.yes) throw failed.error;
   if (ends.length !== pass.archives.length) throw new ArchiveFormatError('the save stream ended without its manifest');
   return ends;
 }
 
-/** One layer as a one-layer manifest, its body on offer meanwhile; a failure is thrown as the best explanation. */
-async function indexLayer(ctx: StreamIndexing, server: LayerServer, layer: LayerEntry, helpers: string[]): Promise<OfferOutcome> {
-  const { digest, body, size, checked, tarName } = layer;
+/**
+ * One layer as a one-layer manifest, its body on offer meanwhile. Resolves once the stream may move on: Clair
+ * fetched the whole layer (`answered` then brings Clair's answer), or Clair answered without (a layer it had,
+ * or a failure); a failure is thrown, or rejects `answered`, as the best explanation.
+ */
+async function indexLayer(
+  ctx: StreamIndexing, server: LayerServer, layer: LayerEntry, helpers: string[],
+): Promise<{ outcome: OfferOutcome; answered: Promise<void> }> {
+  const { digest, body, size } = layer;
   const helper = helperManifestHash(digest);
-  const served = await serveWhile(server, { digest, body, size }, () =>
-    ctx.clair.index({ hash: helper, layers: [{ hash: digest, uri: server.url(digest), headers: server.clairHeaders }] }, ctx.signal));
+  let fetchedInFull!: (outcome: OfferOutcome) => void;
+  const fetched = new Promise<OfferOutcome>((resolve) => {
+    fetchedInFull = resolve;
+  });
+  const serving = serveWhile(server, { digest, body, size }, () =>
+    ctx.clair.index({ hash: helper, layers: [{ hash: digest, uri: server.url(digest), headers: server.clairHeaders }] }, ctx.signal),
+  (outcome) => {
+    if (outcome.served) fetchedInFull(outcome);
+  });
+  const answered = serving.then((served) => checkIndexed(server, layer, helpers, helper, served));
+  const early = await Promise.race([fetched, answered.then(() => undefined)]);
+  if (early) return { outcome: early, answered };
+  return { outcome: (await serving).outcome, answered };
+}
+
+/** Clair's answer for one layer: its helper manifest kept for deletion, or the failure's best explanation thrown. */
+async function checkIndexed(
+  server: LayerServer, layer: LayerEntry, helpers: string[], helper: string, served: Served<unknown>,
+): Promise<void> {
+  const { digest, body, size, checked, tarName } = layer;
   if (served.ok && !helpers.includes(helper)) helpers.push(helper);
   const { outcome } = served;
   // The archive's own failure (corrupt, truncated, a legacy layer mapped wrongly) explains Clair's: when
@@ -216,7 +265,6 @@ async function indexLayer(ctx: StreamIndexing, server: LayerServer, layer: Layer
   if (served.claimed && !outcome.served) {
     throw new ClairIndexError(`Clair reported layer ${digest} indexed, but it did not read it to the end`);
   }
-  return outcome;
 }
 
 /**
