@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FORMATS } from '../../src/report/formats.js';
@@ -347,6 +348,26 @@ describe('scan on Clair v1: errors', () => {
       assert.equal(clair.v1Layers().length, 1, 'only the base layer reached Clair');
     } finally {
       await clair.close();
+    }
+  });
+
+  it('a layer address whose port is taken: exit 2 naming it and the fix; the export asked for meanwhile is closed', async () => {
+    // The export is asked for before the layer server starts (the daemon prepares it meanwhile): a server that
+    // cannot start must still end the scan at once, with its own error, and close that export.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    const clair = await startClairDouble({ api: 'v1' });
+    try {
+      const run = await scanInProcess(v1(clair, '-q', '--layer-address', `127.0.0.1:${port}`, TEST_IMAGES.debian12));
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.error?.message ?? '', new RegExp(`cannot start the layer server on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+      assert.match(run.error?.hint ?? '', /choose another port with --layer-address/);
+      assert.equal(run.stats.saves, 1, 'the export was asked for');
+      assert.equal(clair.v1Layers().length, 0, 'nothing was posted');
+    } finally {
+      await clair.close();
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
     }
   });
 

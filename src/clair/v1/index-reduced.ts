@@ -17,6 +17,7 @@ import { LayerServer } from '../../layer-server/server.js';
 import { bufferChunks } from '../../save/chunks.js';
 import type { LayerEntry } from '../../save/layer-feed.js';
 import type { ArchiveEnd } from '../../save/reader.js';
+import type { ArchiveEvents } from '../../source/archive.js';
 import { ArchiveFormatError, ClairIndexError, LegacyLayerMappingError } from '../../runtime/errors.js';
 
 export type V1ReducedIndexing = Omit<V1Indexing, 'bufferCap'>;
@@ -24,22 +25,40 @@ export type V1ReducedIndexing = Omit<V1Indexing, 'bufferCap'>;
 /** Posts every layer Clair lacks, parent first, each reduced to what Clair v1 reads, in one read of the archive. */
 export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): Promise<V1Indexed> {
   const { binding, log, signal, archive } = ctx;
-  // Clair is asked which base layers it has while the layer server starts: both come before the export.
+  // The export is asked for first (the caller knows Clair lacks the top layer, so it is needed): the daemon
+  // prepares it while Clair says which base layers it has and the layer server starts. No layer is read before
+  // both; a failure of either closes the export.
+  const early = new AbortController();
+  const readSignal = AbortSignal.any([signal, early.signal]);
+  const firstRead = archive.read(readSignal, { verify: verifyOf(archive) });
+  firstRead.catch(() => undefined); // awaited by the first read below
   const known = knownPrefix(ctx.clair, v1LayerNames(order), signal);
   known.catch(() => undefined); // awaited below once the server runs
-  const server = await LayerServer.start({ ...binding, signal });
+  let server: LayerServer;
+  try {
+    server = await LayerServer.start({ ...binding, signal });
+  } catch (error) {
+    early.abort(error);
+    throw error;
+  }
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const indexer = new ReducedIndexer(ctx, server, order);
   try {
     await indexer.start(known);
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
-    await indexer.run();
+    await indexer.run(firstRead);
+  } catch (error) {
+    early.abort(error);
+    throw error;
   } finally {
     indexer.reduced.clear();
     await server.close();
   }
   return indexer.result();
 }
+
+/** A daemon's export is the daemon's own copy: only guessed digests are hashed; an archive from anywhere, all. */
+const verifyOf = (archive: V1ReducedIndexing['archive']): 'guesses' | 'all' => (archive.origin === 'docker save' ? 'guesses' : 'all');
 
 class ReducedIndexer {
   /** Reduced layers not yet posted (or needed again further up), by digest. */
@@ -62,12 +81,15 @@ class ReducedIndexer {
     if (this.next > 0) this.ctx.log.debug(`Clair v1 already has the first ${this.next} layer(s): not sent again`);
   }
 
-  /** One read of the archive (a second only when legacy layers must first be mapped by a hash pass). */
-  async run(): Promise<void> {
+  /** One read of the archive, already asked for (a second only when legacy layers must first be mapped by a hash pass). */
+  async run(firstRead: Promise<ArchiveEvents>): Promise<void> {
     const { archive, signal, log } = this.ctx;
+    let started: Promise<ArchiveEvents> | undefined = firstRead;
     for (;;) {
       try {
-        await this.readOnce();
+        const events = started ?? archive.read(signal, { verify: verifyOf(archive) });
+        started = undefined;
+        await this.readOnce(events);
         break;
       } catch (error) {
         if (!(error instanceof LegacyLayerMappingError) || signal.aborted) throw error;
@@ -97,12 +119,10 @@ class ReducedIndexer {
     return indexedResult(archive, this.end, this.order, this.server, this.unsupported);
   }
 
-  private async readOnce(): Promise<void> {
-    const { archive, signal } = this.ctx;
+  private async readOnce(events: Promise<ArchiveEvents>): Promise<void> {
     this.reads++;
-    const verify = archive.origin === 'docker save' ? 'guesses' : 'all';
     try {
-      for await (const event of await archive.read(signal, { verify })) {
+      for await (const event of await events) {
         if (event.kind === 'end') {
           this.end = event;
           continue;
