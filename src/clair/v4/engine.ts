@@ -30,6 +30,14 @@ export class ClairV4Engine implements ClairEngine {
 
   constructor(private readonly settings: V4EngineSettings) {}
 
+  /** Asks for Clair's update operations, for an image's report; the answer (or failure) is settled, never thrown. */
+  private askOperations(run: EngineRun): Promise<Asked<V4.UpdateOperations>> {
+    return this.settings.clair.updateOperations(run.signal).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+  }
+
   async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
     return this.complete(archive, run, await this.alreadyIndexed(archive.id, run) ? 'indexed' : undefined);
   }
@@ -92,6 +100,9 @@ export class ClairV4Engine implements ClairEngine {
     let id = archive.id;
     let exported = false;
     let sent = { layersSent: 0, bytesSent: 0 };
+    let cleanup: Promise<void> = Promise.resolve();
+    // Clair's update operations are asked for while the image is exported and indexed: its report waits on them.
+    const operations = this.askOperations(run);
     if (known === 'indexed' && id !== undefined) {
       log.debug(`Clair already indexed ${id}: no export`);
       run.progress({ stage: 'cached', image: archive.ref });
@@ -99,13 +110,18 @@ export class ClairV4Engine implements ClairEngine {
     } else {
       exported = true;
       const indexed = known !== undefined && known !== 'indexed' ? known : await indexFromSaveStream({ archive, clair, binding, ...run });
-      ({ id } = indexed);
+      ({ id, cleanup } = indexed);
       sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
     }
     log.debug(`${archive.ref}: ${archive.describePasses()}`);
 
     run.progress({ stage: 'match', image: archive.ref });
-    const scan = await this.match(archiveImageRef(archive, id), id, run);
+    let scan: ImageScan;
+    try {
+      scan = await this.match(archiveImageRef(archive, id), id, run, operations);
+    } finally {
+      await cleanup;
+    }
     run.progress({ stage: 'done', image: archive.ref, findings: scan.findings.length });
     return { scan, exported, ...sent };
   }
@@ -117,6 +133,7 @@ export class ClairV4Engine implements ClairEngine {
   async scanRemote(image: RemoteImage, run: EngineRun): Promise<EngineResult> {
     const { clair } = this.settings;
     const hash = image.manifestDigest;
+    const operations = this.askOperations(run);
     if (await this.alreadyIndexed(hash, run)) {
       run.log.debug(`Clair already indexed ${hash}: no layer fetched`);
       run.progress({ stage: 'cached', image: image.ref });
@@ -130,13 +147,13 @@ export class ClairV4Engine implements ClairEngine {
       }
     }
     run.progress({ stage: 'match', image: image.ref });
-    const scan = await this.match({ ref: image.ref, id: image.configDigest, digest: image.repoDigest, source: 'registry' }, hash, run);
+    const scan = await this.match({ ref: image.ref, id: image.configDigest, digest: image.repoDigest, source: 'registry' }, hash, run, operations);
     run.progress({ stage: 'done', image: image.ref, findings: scan.findings.length });
     return { scan, exported: false, layersSent: 0, bytesSent: 0 };
   }
 
   /** The vulnerability report of an image Clair indexed under `id`, with what Clair's database can vouch for. */
-  private async match(ref: ImageRef, id: string, run: EngineRun): Promise<ImageScan> {
+  private async match(ref: ImageRef, id: string, run: EngineRun, operations: Promise<Asked<V4.UpdateOperations>>): Promise<ImageScan> {
     const { clair, clairUrl } = this.settings;
     const result = await clair.vulnerabilityReport(id, run.signal);
     if (result.kind === 'not-indexed') {
@@ -155,7 +172,7 @@ export class ClairV4Engine implements ClairEngine {
       return scan;
     }
     const scan = toImageScan(result.report, { image: ref, url: clairUrl });
-    scan.trust.push(...(await this.updaterSignals(scan, run)));
+    scan.trust.push(...this.updaterSignals(scan, run, await operations));
     return scan;
   }
 
@@ -163,15 +180,13 @@ export class ClairV4Engine implements ClairEngine {
    * Clair's report is only as good as its database: no updater run at all (Clair < 4.5 answers with an
    * empty report instead of 202), or none for this distribution, means "no findings" says nothing.
    */
-  private async updaterSignals(scan: ImageScan, run: EngineRun): Promise<TrustSignal[]> {
-    let operations: V4.UpdateOperations;
-    try {
-      operations = await this.settings.clair.updateOperations(run.signal);
-    } catch (error) {
-      if (run.signal.aborted) throw error;
-      run.log.debug(`update_operation not available: ${(error as Error).message}`);
+  private updaterSignals(scan: ImageScan, run: EngineRun, asked: Asked<V4.UpdateOperations>): TrustSignal[] {
+    if (!asked.ok) {
+      if (run.signal.aborted) throw asked.error;
+      run.log.debug(`update_operation not available: ${(asked.error as Error).message}`);
       return [];
     }
+    const operations = asked.value;
     const names = Object.keys(operations);
     if (names.length === 0) {
       return [{ kind: 'empty-database', message: 'Clair has never completed a vulnerability update (update_operation is empty)' }];
@@ -196,6 +211,9 @@ export class ClairV4Engine implements ClairEngine {
     }
   }
 }
+
+/** A request's answer or its failure, kept for later. */
+type Asked<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 // Updater names embed the distribution, but not always under Clair's distribution id.
 const UPDATER_ALIASES: Record<string, string[]> = {

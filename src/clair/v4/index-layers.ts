@@ -40,6 +40,8 @@ export interface StreamIndexed {
   id: string;
   layersSent: number;
   bytesSent: number;
+  /** The one-layer manifests' deletion, under way (best effort: it never rejects); to be awaited before exiting. */
+  cleanup: Promise<void>;
 }
 
 /** The hash of the one-layer manifest for `layer`: stable, so a re-run reuses what Clair already has. */
@@ -100,6 +102,15 @@ async function withLayerServer(
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
   let indexed: StreamIndexed[];
+  // Best effort, and under way while the caller asks for the vulnerability report: left-over helper manifests only
+  // cost Clair some rows. Started once the images' manifests are indexed (they keep the layers).
+  let cleanup: Promise<void> = Promise.resolve();
+  const deleteHelpers = (): void => {
+    cleanup = clair.deleteIndexReports(helpers, signal).then(
+      (deleted) => log.debug(`deleted ${deleted.length} one-layer manifest(s) from Clair`),
+      (error: unknown) => log.debug(`could not delete the one-layer manifests: ${(error as Error).message}`),
+    );
+  };
   // The export is requested as soon as Clair has fetched the probe layer (so it reaches the layer server), while
   // the probe's index answer and delete are still to come: those hide in the daemon's preparing of the export.
   // No layer is offered before the probe is through, and a probe that fails after all stops the export.
@@ -113,20 +124,16 @@ async function withLayerServer(
   try {
     await Promise.race([fetched, preflight]);
     const ids = await work(server, helpers, { signal: AbortSignal.any([signal, stop.signal]), ready: preflight });
+    deleteHelpers();
     const probe = await preflight;
     const sent = { layersSent: server.stats.layersServed - probe.layers, bytesSent: server.stats.bytesServed - probe.bytes };
-    indexed = ids.map((id, i) => (i === 0 ? { id, ...sent } : { id, layersSent: 0, bytesSent: 0 }));
+    indexed = ids.map((id, i) => (i === 0 ? { id, ...sent, cleanup } : { id, layersSent: 0, bytesSent: 0, cleanup }));
   } catch (error) {
     await preflight; // a failed probe is the cause of whatever failed after it
     throw error;
   } finally {
     await server.close();
   }
-  // Best effort: left-over helper manifests only cost Clair some rows.
-  await clair.deleteIndexReports(helpers, signal).then(
-    (deleted) => log.debug(`deleted ${deleted.length} one-layer manifest(s) from Clair`),
-    (error: unknown) => log.debug(`could not delete the one-layer manifests: ${(error as Error).message}`),
-  );
   return indexed;
 }
 
