@@ -70,9 +70,15 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
     : undefined;
   const from = daemon?.source;
   let insecure: Promise<InsecureRegistries> | undefined;
-  const view: DaemonView | undefined = daemon && {
-    platform: { os: daemon.info.os, architecture: normalizeArch(daemon.info.arch) },
-    insecure: () => (insecure ??= daemon.source.insecureRegistries?.() ?? Promise.resolve({ cidrs: [], hosts: [] })),
+  // What a registry lookup takes from the daemon: its platform (from /version, which may still be on its way).
+  const daemonView = async (): Promise<DaemonView | undefined> => {
+    if (!daemon) return undefined;
+    const info = await daemon.info.catch(() => undefined);
+    if (!info) return undefined;
+    return {
+      platform: { os: info.os, architecture: normalizeArch(info.arch) },
+      insecure: () => (insecure ??= daemon.source.insecureRegistries?.() ?? Promise.resolve({ cidrs: [], hosts: [] })),
+    };
   };
   const fromDaemon = async (ref: string, progress: ProgressSink, source: ImageSource): Promise<ImageArchive> => {
     const image = await (daemon?.inspecting.get(ref) ?? source.inspect(ref));
@@ -92,7 +98,7 @@ async function namedImages(settings: SourceContext, signal: AbortSignal): Promis
         for (const kind of order) {
           try {
             if (kind === 'daemon' && from) return await fromDaemon(ref, progress, from);
-            if (kind === 'remote' && remote && !isImageId(ref)) return await remote.open(ref, view);
+            if (kind === 'remote' && remote && !isImageId(ref)) return await remote.open(ref, await daemonView());
           } catch (error) {
             if (signal.aborted || !(error instanceof DockerClairError) || error instanceof UsageError) throw error;
             missed.push({ kind, error });
@@ -121,11 +127,14 @@ const EARLY_INSPECTIONS = 8;
 /**
  * The daemon, reached once. One that does not answer is an error even before a registry: --image-src remote skips it.
  * The images to `inspect` are asked for in the same round trip as the daemon's version (their answers, or errors,
- * are taken when each image's turn comes): on a cold scan every round trip before the export is wall time.
+ * are taken when each image's turn comes): on a cold scan every round trip before the export is wall time. The
+ * first image's inspection, answered by the daemon (found or not), shows the daemon is there as well as /version
+ * does, so the version is not waited for (Engine 20.10 asks containerd and runc for theirs: ~8 ms, twice the
+ * inspection); any other outcome waits for it, and its failure is the one reported.
  */
 async function connectDaemon(
   settings: SourceContext, signal: AbortSignal, inspect: readonly string[],
-): Promise<{ source: ImageSource; info: DaemonInfo; inspecting: Map<string, Promise<ImageInfo>> }> {
+): Promise<{ source: ImageSource; info: Promise<DaemonInfo>; inspecting: Map<string, Promise<ImageInfo>> }> {
   const { log } = settings;
   let source = settings.source;
   if (!source) {
@@ -142,8 +151,14 @@ async function connectDaemon(
     inspected.catch(() => undefined); // taken (and reported) when the image's turn comes, if the daemon answered
     inspecting.set(ref, inspected);
   }
-  const info = await connected;
-  log.debug(`docker daemon: Engine ${info.version}, API ${info.apiVersion}, ${info.os}/${info.arch}`);
+  const [first] = inspecting.values();
+  const answered = first ? first.then(() => true, (error: unknown) => error instanceof ImageNotFoundError) : Promise.resolve(false);
+  if (!(await Promise.race([answered, connected.then(() => true)]))) await connected;
+  const info = connected.then((i) => {
+    log.debug(`docker daemon: Engine ${i.version}, API ${i.apiVersion}, ${i.os}/${i.arch}`);
+    return i;
+  });
+  info.catch(() => undefined); // a daemon that answered the inspection but not /version: the platform is this machine's
   return { source, info, inspecting };
 }
 
