@@ -1,7 +1,7 @@
 // The FindingFilters, applied by evaluateScan before the threshold decision, in this order:
 // the ignore file's rules, then --ignore-unfixed. A suppressed finding keeps the rule that hid it.
 import type { Finding, ImageScan } from '../findings/model.js';
-import { ruleSource, type IgnoreRule } from './ignore-file.js';
+import { ruleSource, type IgnoreRule } from './ignore-rules.js';
 import type { FindingFilter, SuppressionHit } from './verdict.js';
 
 const IGNORE_UNFIXED_RULE = '--ignore-unfixed';

@@ -21,20 +21,9 @@
 // Any malformed line is a UsageError (exit 2) naming the file, the line and the problem.
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Node } from 'yaml';
 import { UsageError } from '../runtime/errors.js';
+import type { IgnoreRule } from './ignore-rules.js';
 
-export interface IgnoreRule {
-  /** The vulnerability id, matched case-insensitively against Finding.id. */
-  id: string;
-  /** Only findings in this package (binary or source name). */
-  package?: string;
-  /** Only images whose reference (or id, or digest) matches this glob. */
-  image?: string;
-  /** YYYY-MM-DD: the rule stops applying at 00:00 UTC that day. */
-  expires?: string;
-  reason?: string;
-  /** Where the rule was written: the file as given and its 1-based line. */
-  source: { path: string; line: number };
-}
+export { isExpired, partitionRules, ruleSource, type IgnoreRule } from './ignore-rules.js';
 
 export interface IgnoreFile {
   path: string;
@@ -166,22 +155,4 @@ function parseYaml(text: string, path: string): IgnoreRule[] {
     rules.push(rule as IgnoreRule);
   }
   return rules;
-}
-
-/** Whether the rule has expired at `now` (it expires at 00:00 UTC on its date). */
-export function isExpired(rule: IgnoreRule, now: Date): boolean {
-  return rule.expires !== undefined && now.getTime() >= Date.parse(`${rule.expires}T00:00:00Z`);
-}
-
-/** Splits rules into those that still apply and those that expired (to be reported, not applied). */
-export function partitionRules(rules: readonly IgnoreRule[], now: Date): { active: IgnoreRule[]; expired: IgnoreRule[] } {
-  const active: IgnoreRule[] = [];
-  const expired: IgnoreRule[] = [];
-  for (const rule of rules) (isExpired(rule, now) ? expired : active).push(rule);
-  return { active, expired };
-}
-
-/** "path:line", how reports name a rule. */
-export function ruleSource(rule: IgnoreRule): string {
-  return `${rule.source.path}:${rule.source.line}`;
 }

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import process from 'node:process';
 import type { Severity } from '../findings/severity.js';
 import { buildFilters } from './filters.js';
-import { parseIgnoreFile, partitionRules, ruleSource, type IgnoreRule } from './ignore-file.js';
+import { partitionRules, ruleSource, type IgnoreRule } from './ignore-rules.js';
 import type { FindingFilter } from './verdict.js';
 import { UsageError, errnoCode } from '../runtime/errors.js';
 import type { Logger } from '../runtime/log.js';
@@ -49,6 +49,8 @@ export async function loadRunPolicy(
     throw new UsageError(`cannot read the ignore file ${path} (${errnoCode(error) ?? String(error)})`,
       settings.ignoreFile ? 'check the --ignore-file path' : `fix or remove ./${DEFAULT_IGNORE_FILE}`);
   }
+  // The parser (and the YAML library with it, ~5 ms to load) only when there is a file.
+  const { parseIgnoreFile } = await import('./ignore-file.js');
   const file = parseIgnoreFile(text, path);
   const { active, expired } = partitionRules(file.rules, deps.now);
   for (const rule of expired) {

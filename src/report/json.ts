@@ -40,7 +40,7 @@
 //       "error": {"message", "code"|null} } ] }
 import type { Finding } from '../findings/model.js';
 import { SEVERITIES, type Severity } from '../findings/severity.js';
-import type { IgnoreRule } from '../policy/ignore-file.js';
+import type { IgnoreRule } from '../policy/ignore-rules.js';
 import type { Suppression } from '../policy/verdict.js';
 import { keptFindings, visibleFindings } from './listed.js';
 import type { ImageOutcome, Report } from './model.js';

@@ -2,7 +2,7 @@
 // Every renderer is a pure function of a Report and plain options, so the same run renders the same in any format.
 import type { ImageRef, ImageScan } from '../findings/model.js';
 import type { Severity } from '../findings/severity.js';
-import type { IgnoreRule } from '../policy/ignore-file.js';
+import type { IgnoreRule } from '../policy/ignore-rules.js';
 import type { ImageVerdict, Outcome, Suppression } from '../policy/verdict.js';
 
 export interface Report {
