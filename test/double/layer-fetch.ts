@@ -191,8 +191,12 @@ export function checkContentType(rawCt: string | undefined, kind: Compression): 
 }
 
 function statusText(res: http.IncomingMessage): string {
-  const code = res.statusCode ?? 0;
-  return `${code} ${res.statusMessage ?? http.STATUS_CODES[code] ?? ''}`.trimEnd();
+  return statusLine(res.statusCode ?? 0, res.statusMessage);
+}
+
+/** Go's resp.Status: the code and the reason phrase the server sent. */
+function statusLine(code: number, message: string | undefined): string {
+  return `${code} ${message ?? http.STATUS_CODES[code] ?? ''}`.trimEnd();
 }
 
 async function readPrefix(res: http.IncomingMessage, limit: number): Promise<Buffer> {
@@ -247,7 +251,7 @@ async function rangeProbe(desc: LayerDescriptor, opts: FetchOptions): Promise<vo
     digest: desc.hash, uri: desc.uri, reason: 'probe', requestHeaders: headers, startedAt: Date.now(), bytes: 0,
   };
   opts.record(rec);
-  try {
+  await recorded(rec, opts, async () => {
     const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
     rec.status = res.statusCode;
     rec.contentType = headersOf(res, 'content-type');
@@ -256,6 +260,13 @@ async function rangeProbe(desc: LayerDescriptor, opts: FetchOptions): Promise<vo
     const head = await readPrefix(res, 16);
     rec.bytes = head.length;
     if (head.length < 16) throw new LayerFetchError('fetcher: unexpected read: unexpected EOF');
+  });
+}
+
+/** Runs one recorded GET: its error (and whether it was a cancellation) and its end are written on the record. */
+async function recorded<T>(rec: LayerFetchRecord, opts: FetchOptions, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
   } catch (err) {
     rec.error = err instanceof Error ? err.message : String(err);
     rec.cancelled = opts.signal.aborted;
@@ -279,75 +290,72 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
   opts.record(rec);
   if (opts.layers === 'discard') return discardLayer(desc, headers, rec, opts);
   let response: http.IncomingMessage | undefined;
-  try {
-    const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
-    response = res;
-    rec.status = res.statusCode;
-    rec.contentType = headersOf(res, 'content-type');
-    rec.contentEncoding = headersOf(res, 'content-encoding');
-    rec.acceptRanges = headersOf(res, 'accept-ranges');
-    await checkStatus(res, [200], '');
-    let body: Readable = opts.layerRate === undefined ? res : Readable.from(paced(res, opts.layerRate));
-    if (rec.contentEncoding !== undefined && rec.contentEncoding !== '') {
-      if (opts.rejectContentEncoding || !addedAcceptEncoding || rec.contentEncoding.toLowerCase() !== 'gzip') {
-        res.destroy();
-        throw new LayerFetchError(
-          `fetcher: layer response carries Content-Encoding ${JSON.stringify(rec.contentEncoding)} ` +
-          '(this double refuses it; real Clair decodes gzip before hashing, so the digest check fails)');
-      }
-      body = res.pipe(createGunzip());
-    }
-    const hash = createHash(digest.algorithm);
-    const iterator = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    const headChunks: Buffer[] = [];
-    let headLen = 0;
-    let ended = false;
-    while (headLen < 4) {
-      const step = await iterator.next().catch((err: unknown) => { throw bodyError(err, opts.signal); });
-      if (step.done === true) {
-        ended = true;
-        break;
-      }
-      headChunks.push(step.value);
-      headLen += step.value.length;
-    }
-    const head = Buffer.concat(headChunks);
-    const kind = sniffCompression(head);
-    rec.compression = kind;
-    checkContentType(rec.contentType, kind);
-    const tap = new HashTap(hash);
-    const sink = new TarSink(opts.wanted);
-    async function* all(): AsyncGenerator<Buffer> {
-      if (head.length > 0) yield head;
-      if (ended) return;
-      for (;;) {
-        const step = await iterator.next();
-        if (step.done === true) return;
-        yield step.value;
-      }
-    }
+  return recorded(rec, opts, async () => {
     try {
-      await pipeline(Readable.from(all()), tap, decompressor(kind), sink, { signal: opts.signal });
+      const { res } = await goGet(desc.uri, headers, opts.signal, opts.trustCa);
+      response = res;
+      rec.status = res.statusCode;
+      rec.contentType = headersOf(res, 'content-type');
+      rec.contentEncoding = headersOf(res, 'content-encoding');
+      rec.acceptRanges = headersOf(res, 'accept-ranges');
+      await checkStatus(res, [200], '');
+      let body: Readable = opts.layerRate === undefined ? res : Readable.from(paced(res, opts.layerRate));
+      if (rec.contentEncoding !== undefined && rec.contentEncoding !== '') {
+        if (opts.rejectContentEncoding || !addedAcceptEncoding || rec.contentEncoding.toLowerCase() !== 'gzip') {
+          res.destroy();
+          throw new LayerFetchError(
+            `fetcher: layer response carries Content-Encoding ${JSON.stringify(rec.contentEncoding)} ` +
+            '(this double refuses it; real Clair decodes gzip before hashing, so the digest check fails)');
+        }
+        body = res.pipe(createGunzip());
+      }
+      const hash = createHash(digest.algorithm);
+      const iterator = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      const headChunks: Buffer[] = [];
+      let headLen = 0;
+      let ended = false;
+      while (headLen < 4) {
+        const step = await iterator.next().catch((err: unknown) => { throw bodyError(err, opts.signal); });
+        if (step.done === true) {
+          ended = true;
+          break;
+        }
+        headChunks.push(step.value);
+        headLen += step.value.length;
+      }
+      const head = Buffer.concat(headChunks);
+      const kind = sniffCompression(head);
+      rec.compression = kind;
+      checkContentType(rec.contentType, kind);
+      const tap = new HashTap(hash);
+      const sink = new TarSink(opts.wanted);
+      async function* all(): AsyncGenerator<Buffer> {
+        if (head.length > 0) yield head;
+        if (ended) return;
+        for (;;) {
+          const step = await iterator.next();
+          if (step.done === true) return;
+          yield step.value;
+        }
+      }
+      try {
+        await pipeline(Readable.from(all()), tap, decompressor(kind), sink, { signal: opts.signal });
+      } catch (err) {
+        throw bodyError(err, opts.signal);
+      } finally {
+        rec.bytes = tap.bytes;
+      }
+      const got = hash.digest('hex');
+      if (got !== digest.hex) {
+        throw new LayerFetchError(`fetcher: validation failed: got ${JSON.stringify(got)}, expected ${JSON.stringify(digest.hex)}`);
+      }
+      if (sink.tarError !== undefined) throw new LayerFormatError(`tarfs: format error: ${sink.tarError.message}`);
+      return { digest: desc.hash, contents: sink.contents, compression: kind, bytes: tap.bytes };
     } catch (err) {
-      throw bodyError(err, opts.signal);
-    } finally {
-      rec.bytes = tap.bytes;
+      response?.destroy();
+      throw err;
     }
-    const got = hash.digest('hex');
-    if (got !== digest.hex) {
-      throw new LayerFetchError(`fetcher: validation failed: got ${JSON.stringify(got)}, expected ${JSON.stringify(digest.hex)}`);
-    }
-    if (sink.tarError !== undefined) throw new LayerFormatError(`tarfs: format error: ${sink.tarError.message}`);
-    return { digest: desc.hash, contents: sink.contents, compression: kind, bytes: tap.bytes };
-  } catch (err) {
-    response?.destroy();
-    rec.error = err instanceof Error ? err.message : String(err);
-    rec.cancelled = opts.signal.aborted;
-    throw err;
-  } finally {
-    rec.finishedAt = Date.now();
-    opts.finished?.(rec);
-  }
+  });
 }
 
 /**
@@ -355,7 +363,7 @@ export async function fetchLayer(desc: LayerDescriptor, opts: FetchOptions): Pro
  * hashed or unpacked), the layer indexed as empty. The status rule and the error wording are the fetcher's.
  */
 async function discardLayer(desc: LayerDescriptor, headers: Record<string, string[]>, rec: LayerFetchRecord, opts: FetchOptions): Promise<FetchedLayer> {
-  try {
+  return recorded(rec, opts, async () => {
     let url: URL;
     try {
       url = new URL(desc.uri);
@@ -377,20 +385,12 @@ async function discardLayer(desc: LayerDescriptor, headers: Record<string, strin
     rec.acceptRanges = res.headers['accept-ranges'];
     rec.bytes = res.bytes;
     if (res.status !== 200) {
-      const text = `${res.status} ${res.statusMessage !== '' ? res.statusMessage : http.STATUS_CODES[res.status] ?? ''}`.trimEnd();
-      throw new LayerFetchError(`unexpected status code: ${text} (body starts: ${goQuote(res.bodyStart)})`);
+      throw new LayerFetchError(`unexpected status code: ${statusLine(res.status, res.statusMessage)} (body starts: ${goQuote(res.bodyStart)})`);
     }
     if (res.truncated) throw new LayerFetchError('unexpected EOF');
     const contents: LayerContents = { files: new Map(), symlinks: new Map(), dirs: new Set(), whiteouts: [], opaqueDirs: [], paths: [] };
     return { digest: desc.hash, contents, compression: 'KindNone', bytes: res.bytes };
-  } catch (err) {
-    rec.error = err instanceof Error ? err.message : String(err);
-    rec.cancelled = opts.signal.aborted;
-    throw err;
-  } finally {
-    rec.finishedAt = Date.now();
-    opts.finished?.(rec);
-  }
+  });
 }
 
 /** The chunks of `body`, at most `rate` bytes per second on average (undefined: unpaced). */

@@ -11,6 +11,21 @@ import { imageLayerFetches } from '../helpers/layer-fetches.js';
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
 const imageId = (image: string): string => dockerCli(['image', 'inspect', '-f', '{{.Id}}', image]);
 
+type IndexFault = NonNullable<NonNullable<Parameters<typeof startClairDouble>[0]>['faults']>['index'];
+type ManifestLayer = { hash: string; uri: string; headers: Record<string, string[]> };
+
+/**
+ * An index fault for the one-layer manifests of the image's layers (not the preflight's probe, nor the image's own
+ * manifest): `handle` gets the layer and the headers its GET must carry; the rest are indexed as usual.
+ */
+function onImageLayer(handle: (layer: ManifestLayer, headers: Record<string, string>) => ReturnType<NonNullable<IndexFault>>): IndexFault {
+  return (manifest) => {
+    const layer = manifest.layers[0];
+    if (!layer || manifest.layers.length !== 1 || layer.uri.includes('/probe/')) return undefined;
+    return handle(layer, Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? ''])));
+  };
+}
+
 describe('scan on Clair v4 (cold, warm, shared base)', () => {
   let clair: ClairDouble;
   before(async () => {
@@ -145,10 +160,7 @@ describe('scan on Clair v4: errors', () => {
     const clair = await startClairDouble({
       faults: {
         // Behaves like a Clair whose fetch broke off and that then retried (real Clair never retries).
-        index: async (manifest) => {
-          const layer = manifest.layers[0];
-          if (!layer || manifest.layers.length !== 1 || layer.uri.includes('/probe/')) return undefined;
-          const headers = Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? '']));
+        index: onImageLayer(async (layer, headers) => {
           const first = await fetch(layer.uri, { headers });
           const reader = first.body!.getReader();
           firstBytes = (await reader.read()).value?.length ?? 0;
@@ -157,7 +169,7 @@ describe('scan on Clair v4: errors', () => {
           retryStatus = again.status;
           await again.body?.cancel();
           return { kind: 'error', status: 500, message: `failed to start scan: fetcher: unexpected status code: ${again.status}` };
-        },
+        }),
       },
     });
     try {
@@ -184,19 +196,16 @@ describe('scan on Clair v4: errors', () => {
     let firstBytes = 0;
     const clair = await startClairDouble({
       faults: {
-        index: async (manifest) => {
-          const layer = manifest.layers[0];
-          if (!layer || manifest.layers.length !== 1 || layer.uri.includes('/probe/')) return undefined;
+        index: onImageLayer(async (layer, headers) => {
           layerPosts.push(layer.hash);
           if (layerPosts.length > 1) {
             nextPosted();
             return undefined;
           }
-          const headers = Object.fromEntries(Object.entries(layer.headers).map(([k, v]) => [k, v[0] ?? '']));
           firstBytes = (await (await fetch(layer.uri, { headers })).arrayBuffer()).byteLength;
-          const waited = await Promise.race([next, new Promise<string>((resolve) => setTimeout(resolve, 20_000, 'no further layer posted')).then((w) => w)]);
+          const waited = await Promise.race([next, new Promise<string>((resolve) => setTimeout(resolve, 20_000, 'no further layer posted'))]);
           return { kind: 'error', status: 500, message: `failed to start scan: indexer gave up (${waited})` };
-        },
+        }),
       },
     });
     try {
