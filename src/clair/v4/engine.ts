@@ -47,17 +47,17 @@ export class ClairV4Engine implements ClairEngine {
    * groups them (one `docker save` of them all, shared layers once), else one by one.
    */
   async scanAll(archives: readonly ImageArchive[], together: GroupRead, run: EngineRun): Promise<PromiseSettledResult<EngineResult>[]> {
-    const results: PromiseSettledResult<EngineResult>[] = [];
     const known: (StreamIndexed | 'indexed' | undefined)[] = [];
     const failed = new Map<number, unknown>();
-    for (const [i, archive] of archives.entries()) {
+    // Clair is asked about every image at once: each answer is a round trip before the export.
+    await Promise.all(archives.map(async (archive, i) => {
       try {
         known[i] = await this.alreadyIndexed(archive.id, run) ? 'indexed' : undefined;
       } catch (error) {
-        if (run.signal.aborted) throw error;
         failed.set(i, error);
       }
-    }
+    }));
+    run.signal.throwIfAborted();
     const cold = [...archives.keys()].filter((i) => !failed.has(i) && known[i] === undefined);
     const group = cold.length >= 2 ? together(cold.map((i) => archives[i] as ImageArchive)) : undefined;
     if (group) {
@@ -72,18 +72,10 @@ export class ClairV4Engine implements ClairEngine {
         else run.log.debug(`${error.message}: reading the images one by one`);
       }
     }
-    for (const [i, archive] of archives.entries()) {
-      if (failed.has(i)) {
-        results.push({ status: 'rejected', reason: failed.get(i) });
-        continue;
-      }
-      try {
-        results.push({ status: 'fulfilled', value: await this.complete(archive, run, known[i]) });
-      } catch (error) {
-        if (run.signal.aborted) throw error;
-        results.push({ status: 'rejected', reason: error });
-      }
-    }
+    // Each image's report is asked for at once too (in the images' order in the results).
+    const results = await Promise.allSettled(archives.map((archive, i) =>
+      (failed.has(i) ? Promise.reject(failed.get(i)) : this.complete(archive, run, known[i]))));
+    run.signal.throwIfAborted();
     return results;
   }
 

@@ -143,14 +143,13 @@ async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: stri
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
   }
   const ends = await indexLayers(ctx, server, helpers, pass, gate);
-  const ids: string[] = [];
-  for (const [i, archive] of pass.archives.entries()) {
+  // The images' manifests at once: Clair has every layer, so each is a lookup, not a fetch.
+  return Promise.all(pass.archives.map(async (archive, i) => {
     const end = ends[i] as ArchiveEnd;
     const { id } = archive.identify(end);
     await indexImageManifest({ ...ctx, archive }, server, id, end.layers);
-    ids.push(id);
-  }
-  return ids;
+    return id;
+  }));
 }
 
 /** The real manifest, once every layer is known to Clair: nothing is fetched for it. */
