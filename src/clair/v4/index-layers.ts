@@ -5,10 +5,10 @@
 // indexed on its own, in the order the stream delivers it (a one-layer "helper" manifest whose only
 // layer is piped straight from the stream), and then the real manifest is indexed: every layer is known
 // to Clair by then, so it fetches nothing. Any layer order, any layer count, any set of layers Clair
-// already knows: one pass, one layer in flight, nothing buffered. The helper manifests are deleted once
-// the real one is indexed (claircore keeps layers that a remaining manifest references). Several images exported
-// together are indexed the same way: every layer once as it streams by, shared ones included, then each image's
-// manifest.
+// already knows: one pass, one layer's bytes in flight, nothing buffered (Clair indexes a layer while the next
+// one streams). The helper manifests are deleted once the real one is indexed (claircore keeps layers that a
+// remaining manifest references). Several images exported together are indexed the same way: every layer once as
+// it streams by, shared ones included, then each image's manifest.
 //
 // Progress counts layers "K/N" by their position in the image when the digest is known up front (diffIDs
 // for legacy and OCI saves, every layer of an --input file), in stream order otherwise (containerd blobs).
