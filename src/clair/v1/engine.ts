@@ -8,6 +8,7 @@ import { v1LayerNames } from './layer-names.js';
 import { toImageScanV1 } from './normalise.js';
 import type { ImageRef, ImageScan } from '../../findings/model.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
+import { startEarly } from '../../layer-server/early.js';
 import { ArchiveFormatError, ClairIndexError, ClairProtocolError } from '../../runtime/errors.js';
 import type { RemoteImage } from '../../registry/client.js';
 import { archiveImageRef, type ImageArchive } from '../../source/archive.js';
@@ -36,20 +37,30 @@ export class ClairV1Engine implements ClairEngine {
     const { signal, log } = run;
     let order = [...(archive.layers ?? archive.order)];
     const top = v1LayerNames(order).at(-1);
-    const known = top !== undefined && archive.id !== undefined ? await clair.getLayer(top, { signal }) : undefined;
+    // The layer server starts while Clair is asked about the top layer (layer-server/early.ts).
+    const early = startEarly(binding, signal);
+    let known;
+    try {
+      known = top !== undefined && archive.id !== undefined ? await clair.getLayer(top, { signal }) : undefined;
+    } catch (error) {
+      await early.discard();
+      throw error;
+    }
     let id = archive.id;
     let exported = false;
     let sent = { layersSent: 0, bytesSent: 0 };
     let unsupported: string | undefined;
     if (known && id !== undefined) {
       log.debug(`Clair v1 already has the top layer ${top}: no export`);
+      await early.discard();
       run.progress({ stage: 'cached', image: archive.ref });
       await archive.finishUnread?.(signal);
     } else {
       exported = true;
+      const server = early.take();
       const indexed = this.settings.fullLayers === true
-        ? await indexLayersV1({ archive, clair, binding, ...run, bufferCap: this.settings.bufferCap ?? DEFAULT_V1_BUFFER }, order)
-        : await indexReducedV1({ archive, clair, binding, ...run }, order);
+        ? await indexLayersV1({ archive, clair, binding, server, ...run, bufferCap: this.settings.bufferCap ?? DEFAULT_V1_BUFFER }, order)
+        : await indexReducedV1({ archive, clair, binding, server, ...run }, order);
       ({ id, order, unsupported } = indexed);
       sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
     }

@@ -28,6 +28,8 @@ export interface V1Indexing {
   archive: ImageArchive;
   clair: ClairV1Client;
   binding: LayerBinding;
+  /** A layer server already starting on `binding` (startEarly), used instead of starting one. */
+  server?: Promise<LayerServer>;
   log: Logger;
   progress: ProgressSink;
   signal: AbortSignal;
@@ -60,7 +62,7 @@ export async function indexLayersV1(ctx: V1Indexing, order: string[]): Promise<V
   const { binding, log, signal } = ctx;
   const next = await knownPrefix(ctx.clair, v1LayerNames(order), signal);
   if (next > 0) log.debug(`Clair v1 already has the first ${next} layer(s): not sent again`);
-  const server = await LayerServer.start({ ...binding, signal });
+  const server = await (ctx.server ?? LayerServer.start({ ...binding, signal }));
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const indexer = new LayerIndexer(ctx, server, order, next);
   try {

@@ -36,7 +36,7 @@ export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): P
   known.catch(() => undefined); // awaited below once the server runs
   let server: LayerServer;
   try {
-    server = await LayerServer.start({ ...binding, signal });
+    server = await (ctx.server ?? LayerServer.start({ ...binding, signal }));
   } catch (error) {
     early.abort(error);
     throw error;

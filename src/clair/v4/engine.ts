@@ -12,6 +12,8 @@ import type * as V4 from './wire.js';
 import type { ImageRef, ImageScan, TrustSignal } from '../../findings/model.js';
 import type { RemoteImage } from '../../registry/client.js';
 import type { LayerBinding } from '../../layer-server/advertise.js';
+import { startEarly } from '../../layer-server/early.js';
+import type { LayerServer } from '../../layer-server/server.js';
 import { ClairIndexError, ClairProtocolError, LegacyLayerMappingError } from '../../runtime/errors.js';
 import { archiveImageRef, type ImageArchive } from '../../source/archive.js';
 import type { ClairEngine, EngineResult, EngineRun, GroupRead } from '../engine.js';
@@ -39,7 +41,20 @@ export class ClairV4Engine implements ClairEngine {
   }
 
   async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
-    return this.complete(archive, run, await this.alreadyIndexed(archive.id, run) ? 'indexed' : undefined);
+    // The layer server starts while Clair is asked about the image (layer-server/early.ts).
+    const early = startEarly(this.settings.binding, run.signal);
+    let known: boolean;
+    try {
+      known = await this.alreadyIndexed(archive.id, run);
+    } catch (error) {
+      await early.discard();
+      throw error;
+    }
+    if (known) {
+      await early.discard();
+      return this.complete(archive, run, 'indexed');
+    }
+    return this.complete(archive, run, undefined, early.take());
   }
 
   /**
@@ -86,7 +101,9 @@ export class ClairV4Engine implements ClairEngine {
   }
 
   /** An image Clair had ('indexed'), indexed with others (its result), or to index now (undefined); then its report. */
-  private async complete(archive: ImageArchive, run: EngineRun, known: StreamIndexed | 'indexed' | undefined): Promise<EngineResult> {
+  private async complete(
+    archive: ImageArchive, run: EngineRun, known: StreamIndexed | 'indexed' | undefined, server?: Promise<LayerServer>,
+  ): Promise<EngineResult> {
     const { clair, binding } = this.settings;
     const { signal, log } = run;
     let id = archive.id;
@@ -101,7 +118,8 @@ export class ClairV4Engine implements ClairEngine {
       await archive.finishUnread?.(signal);
     } else {
       exported = true;
-      const indexed = known !== undefined && known !== 'indexed' ? known : await indexFromSaveStream({ archive, clair, binding, ...run });
+      const indexed = known !== undefined && known !== 'indexed' ? known
+        : await indexFromSaveStream({ archive, clair, binding, ...(server ? { server } : {}), ...run });
       ({ id, cleanup } = indexed);
       sent = { layersSent: indexed.layersSent, bytesSent: indexed.bytesSent };
     }

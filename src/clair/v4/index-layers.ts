@@ -30,6 +30,8 @@ export interface StreamIndexing {
   archive: ImageArchive;
   clair: ClairV4Client;
   binding: LayerBinding;
+  /** A layer server already starting on `binding` (startEarly), used instead of starting one. */
+  server?: Promise<LayerServer>;
   log: Logger;
   progress: ProgressSink;
   signal: AbortSignal;
@@ -98,7 +100,7 @@ async function withLayerServer(
   ctx: StreamIndexing, work: (server: LayerServer, helpers: string[], gate: Gate) => Promise<string[]>,
 ): Promise<StreamIndexed[]> {
   const { clair, signal, log, binding } = ctx;
-  const server = await LayerServer.start({ ...binding, signal });
+  const server = await (ctx.server ?? LayerServer.start({ ...binding, signal }));
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
   const helpers: string[] = [];
   let indexed: StreamIndexed[];

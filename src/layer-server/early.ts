@@ -1,0 +1,24 @@
+// A layer server started while Clair is asked whether it already has the image. A cold scan needs the server next,
+// and its start (binding, and Node's first listen: ~5–10 ms of CPU) then overlaps Clair's round trip; a warm scan
+// closes it unused.
+import type { LayerBinding } from './advertise.js';
+import { LayerServer } from './server.js';
+
+export interface EarlyLayerServer {
+  /** The server, for a scan that needs it; a failed start is thrown here. */
+  take(): Promise<LayerServer>;
+  /** Closes it unused; a failed start is no error then. */
+  discard(): Promise<void>;
+}
+
+export function startEarly(binding: LayerBinding, signal: AbortSignal): EarlyLayerServer {
+  const starting = LayerServer.start({ ...binding, signal });
+  starting.catch(() => undefined); // taken or discarded later: not an unhandled rejection meanwhile
+  return {
+    take: () => starting,
+    discard: async () => {
+      const server = await starting.catch(() => undefined);
+      await server?.close();
+    },
+  };
+}
