@@ -72,3 +72,8 @@ export function firstImage(run: ScanRun): {
   const doc = assertValidReport(run.stdout) as { images: unknown[] };
   return doc.images[0] as ReturnType<typeof firstImage>;
 }
+
+/** Listening TCP servers in this process (the in-process doubles' included): a scan must leave the count as it was. */
+export function listeners(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+}

@@ -18,7 +18,7 @@ import {
   type LegacySaveParts,
 } from '../helpers/legacy-order.js';
 import { buildContainerdSave, buildOciLayoutSave } from '../helpers/save-archives.js';
-import { firstImage, scanInProcess } from '../helpers/scan.js';
+import { firstImage, listeners, scanInProcess } from '../helpers/scan.js';
 import { withV1Double } from '../helpers/layer-fetches.js';
 
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
@@ -63,11 +63,13 @@ describe('scan on Clair v1 (cold, warm, shared base)', () => {
     assert.ok(image.packageCount > 20);
   });
 
-  it('warm rescan: no docker save at all, no layer fetched, same findings', async () => {
+  it('warm rescan: no docker save at all, no layer fetched, same findings; the layer server started meanwhile is closed', async () => {
     const fetchesBefore = clair.layerFetches.length;
+    const listening = listeners();
     const run = await scanInProcess(v1(clair, '--format', 'json', TEST_IMAGES.debian12));
     assert.equal(run.code, 1, run.stderr);
     assert.equal(run.stats.saves, 0, 'a warm rescan must not export the image');
+    assert.equal(listeners(), listening, 'no listener left behind');
     assert.equal(clair.layerFetches.length, fetchesBefore);
     assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
   });

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { helperManifestHash } from '../../src/clair/v4/index-layers.js';
 import { startClairDouble, type ClairDouble } from '../double/server.js';
 import { dockerCli, TEST_IMAGES } from '../helpers/daemon.js';
-import { firstImage, scanInProcess } from '../helpers/scan.js';
+import { firstImage, listeners, scanInProcess } from '../helpers/scan.js';
 import { imageLayerFetches } from '../helpers/layer-fetches.js';
 
 const diffIds = (image: string): string[] => JSON.parse(dockerCli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', image]));
@@ -56,11 +56,13 @@ describe('scan on Clair v4 (cold, warm, shared base)', () => {
     assert.equal((clair.indexReport(imageId(TEST_IMAGES.debian12)) as { state: string }).state, 'IndexFinished');
   });
 
-  it('warm rescan: no docker save at all, no layer fetched, same findings', async () => {
+  it('warm rescan: no docker save at all, no layer fetched, same findings; the layer server started meanwhile is closed', async () => {
     const fetchesBefore = imageLayerFetches(clair).length;
+    const listening = listeners();
     const run = await scanInProcess(['--clair', clair.url, '--format', 'json', TEST_IMAGES.debian12]);
     assert.equal(run.code, 1, run.stderr);
     assert.equal(run.stats.saves, 0, 'a warm rescan must not export the image');
+    assert.equal(listeners(), listening, 'no listener left behind');
     assert.equal(imageLayerFetches(clair).length, fetchesBefore);
     assert.ok(firstImage(run).vulnerabilities.some((v) => v.id === 'CVE-2099-0001'));
   });
