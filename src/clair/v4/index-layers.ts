@@ -145,13 +145,23 @@ async function indexPass(ctx: StreamIndexing, server: LayerServer, helpers: stri
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
   }
   const ends = await indexLayers(ctx, server, helpers, pass, gate);
-  // The images' manifests at once: Clair has every layer, so each is a lookup, not a fetch.
-  return Promise.all(pass.archives.map(async (archive, i) => {
-    const end = ends[i] as ArchiveEnd;
-    const { id } = archive.identify(end);
-    await indexImageManifest({ ...ctx, archive }, server, id, end.layers);
-    return id;
-  }));
+  // The images' manifests two at a time (Clair has every layer, so each is a lookup, not a fetch): index requests
+  // count against Clair's cap (GOMAXPROCS×4, 429 above it), which other clients share.
+  const ids = pass.archives.map((archive, i) => archive.identify(ends[i] as ArchiveEnd).id);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < pass.archives.length && !failed; i = next++) {
+      try {
+        await indexImageManifest({ ...ctx, archive: pass.archives[i] as ImageArchive }, server, ids[i] as string, (ends[i] as ArchiveEnd).layers);
+      } catch (error) {
+        failed = true; // the other worker starts no further manifest
+        throw error;
+      }
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return ids;
 }
 
 /** The real manifest, once every layer is known to Clair: nothing is fetched for it. */
