@@ -39,13 +39,7 @@ export class ClairV1Engine implements ClairEngine {
     const top = v1LayerNames(order).at(-1);
     // The layer server starts while Clair is asked about the top layer (layer-server/early.ts).
     const early = startEarly(binding, signal);
-    let known;
-    try {
-      known = top !== undefined && archive.id !== undefined ? await clair.getLayer(top, { signal }) : undefined;
-    } catch (error) {
-      await early.discard();
-      throw error;
-    }
+    const known = top !== undefined && archive.id !== undefined ? await early.during(clair.getLayer(top, { signal })) : undefined;
     let id = archive.id;
     let exported = false;
     let sent = { layersSent: 0, bytesSent: 0 };

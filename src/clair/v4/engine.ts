@@ -43,14 +43,7 @@ export class ClairV4Engine implements ClairEngine {
   async scan(archive: ImageArchive, run: EngineRun): Promise<EngineResult> {
     // The layer server starts while Clair is asked about the image (layer-server/early.ts).
     const early = startEarly(this.settings.binding, run.signal);
-    let known: boolean;
-    try {
-      known = await this.alreadyIndexed(archive.id, run);
-    } catch (error) {
-      await early.discard();
-      throw error;
-    }
-    if (known) {
+    if (await early.during(this.alreadyIndexed(archive.id, run))) {
       await early.discard();
       return this.complete(archive, run, 'indexed');
     }
