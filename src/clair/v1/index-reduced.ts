@@ -28,8 +28,8 @@ export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): P
   // The export is asked for first (the caller knows Clair lacks the top layer, so it is needed): the daemon
   // prepares it while Clair says which base layers it has and the layer server starts. No layer is read before
   // both; a failure of either closes the export.
-  const early = new AbortController();
-  const readSignal = AbortSignal.any([signal, early.signal]);
+  const stopExport = new AbortController();
+  const readSignal = AbortSignal.any([signal, stopExport.signal]);
   const firstRead = archive.read(readSignal, { verify: verifyOf(archive) });
   firstRead.catch(() => undefined); // awaited by the first read below
   const known = knownPrefix(ctx.clair, v1LayerNames(order), signal);
@@ -38,7 +38,7 @@ export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): P
   try {
     server = await (ctx.server ?? LayerServer.start({ ...binding, signal }));
   } catch (error) {
-    early.abort(error);
+    stopExport.abort(error);
     throw error;
   }
   log.debug(`layer server on ${server.baseUrl} (${binding.why})`);
@@ -48,7 +48,7 @@ export async function indexReducedV1(ctx: V1ReducedIndexing, order: string[]): P
     ctx.progress({ stage: 'export', image: archive.ref, ...(archive.origin === 'docker save' ? {} : { from: archive.origin }) });
     await indexer.run(firstRead);
   } catch (error) {
-    early.abort(error);
+    stopExport.abort(error);
     throw error;
   } finally {
     indexer.reduced.clear();
