@@ -23,7 +23,8 @@
 //   scan-v1   the same against the double in Clair v1 mode (--clair-api v1), default mode (layers reduced to the
 //             files Clair v1 reads): wall time against docker save, peak RSS, docker save passes, client bytes written
 //   scan-relay the plugin's own cost: cold scans against a double that discards the layers it fetches (CPU per GB,
-//             wall time against docker save, peak RSS), and one against a double reading at 20 MB/s (peak RSS)
+//             wall time against docker save, peak RSS), and one against a double reading at 20 MB/s (peak RSS); in
+//             the same rounds, with Go on PATH, a floor relay (scripts/bench/relay-floor) for reference
 //   scan-many one cold scan of three images sharing a ~200 MB base against the discarding double, vs one `docker
 //             save` of the three: wall time, export requests (one), peak RSS, client bytes written
 //
@@ -84,7 +85,7 @@ const BENCHMARKS = {
   },
   'scan-relay': {
     description: 'cold `docker-clair scan` vs `docker save > /dev/null` against a Clair double that discards the layers it fetches ' +
-      '(the plugin\'s own CPU and memory), then against one reading at 20 MB/s',
+      '(the plugin\'s own CPU and memory), then against one reading at 20 MB/s; beside them a floor relay (Go) for reference',
     defaults: { runs: 5, warmup: 1 },
     available: scanUnavailable,
     run: scanRelayBenchmark,

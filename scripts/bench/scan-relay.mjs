@@ -8,9 +8,10 @@
 // indexed no packages in the image, so finding no vulnerabilities says nothing"): that is what is checked, with
 // the double having indexed every layer.
 import { exportF, idleOrNotLine, pairedWalls, rangeF, runRounds, saveStep, scanContext, startDouble, twoColumnRows, withDockerProxy } from './scan-common.mjs';
-import { benchEnv, cpuF, mbF, median, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
+import { benchEnv, cpuF, mbF, median, rel, runLine, runMeasured, secsF, verdictF, withPrivateBinary } from './common.mjs';
 import { spawnSync } from 'node:child_process';
 import { cpuDelta, cpuSnapshot, waitForIdle } from './proc.mjs';
+import { buildFloor, floorRelay, startSink } from './relay-floor.mjs';
 
 /**
  * Goals for the relay alone. The wall-time ratio depends on the image store: the classic store stages the export
@@ -27,29 +28,49 @@ async function scanRelayWith(opts, original, binary) {
   const ctx = await scanContext(opts, original, binary,
     `scan-relay: cold \`docker-clair scan\` against a Clair double that discards the layers it fetches, vs \`docker save > /dev/null\`; ` +
     `${opts.runs} runs each after ${opts.warmup} warm-up(s), interleaved; then one cold scan per image against a double reading at ${mbF(THROTTLE_RATE)}/s`);
-  const results = [];
-  for (const img of ctx.images) {
-    ctx.say(`  ${img.name}: ${opts.warmup} warm-up round(s), then ${opts.runs} rounds of save and cold scan (discarding double), order rotating`);
-    const saves = [];
-    const scans = [];
-    await runRounds(ctx, img, () => coldScan(ctx, img, ['--layers', 'discard']), () => [saveStep(ctx, img, saves), async () => {
-      const waited = await ctx.idle();
-      const c = await coldScan(ctx, img, ['--layers', 'discard']);
-      scans.push(c);
-      ctx.say(runLine('cold', c.r, c.cpu, `; double indexed ${c.posts} manifests${waited}`));
-    }]);
-    if (ctx.idleMs > 0) await waitForIdle(ctx.idleMs);
-    const throttled = await coldScan(ctx, img, ['--layers', 'discard', '--layer-rate', String(THROTTLE_RATE)]);
-    ctx.say(runLine(`cold at ${mbF(THROTTLE_RATE)}/s`, throttled.r, throttled.cpu, `; double indexed ${throttled.posts} manifests`));
-    if (ctx.idleMs > 0) await waitForIdle(ctx.idleMs);
-    const observed = await withDockerProxy(ctx, async (proxy, proxyEnv) => {
-      await coldScan(ctx, img, ['--layers', 'discard'], proxyEnv);
-      return proxy.saves();
-    });
-    ctx.say(`    via proxy: cold scan: ${observed.length} export request(s); ${exportF(observed)}`);
-    results.push(imageSummary(img, saves, scans, throttled, observed));
+  const floor = buildFloor();
+  ctx.say(floor.missing
+    ? `  floor relay: skipped (${floor.missing}); scripts/bench/relay-floor needs Go to build`
+    : `  floor relay: ${rel(floor.binary)} (built from scripts/bench/relay-floor: the export copied to a discarding TCP reader, nothing else)`);
+  const sink = floor.binary ? await startSink(floor.binary) : undefined;
+  try {
+    const results = [];
+    for (const img of ctx.images) results.push(await relayImage(ctx, img, floor.binary, sink));
+    return summary(ctx, results);
+  } finally {
+    await sink?.stop();
   }
-  return summary(ctx, results);
+}
+
+async function relayImage(ctx, img, floor, sink) {
+  const { opts } = ctx;
+  ctx.say(`  ${img.name}: ${opts.warmup} warm-up round(s), then ${opts.runs} rounds of save, cold scan (discarding double)` +
+    `${floor ? ' and floor relay' : ''}, order rotating`);
+  const saves = [];
+  const scans = [];
+  const floors = [];
+  const floorStep = async () => {
+    const waited = await ctx.idle();
+    const f = await floorRelay(ctx, img, floor, sink);
+    floors.push(f);
+    ctx.say(runLine('floor', f.r, f.cpu, `; relayed ${mbF(f.bytes)}${waited}`, 'sink'));
+  };
+  await runRounds(ctx, img, () => coldScan(ctx, img, ['--layers', 'discard']), () => [saveStep(ctx, img, saves), async () => {
+    const waited = await ctx.idle();
+    const c = await coldScan(ctx, img, ['--layers', 'discard']);
+    scans.push(c);
+    ctx.say(runLine('cold', c.r, c.cpu, `; double indexed ${c.posts} manifests${waited}`));
+  }, ...(floor ? [floorStep] : [])]);
+  if (ctx.idleMs > 0) await waitForIdle(ctx.idleMs);
+  const throttled = await coldScan(ctx, img, ['--layers', 'discard', '--layer-rate', String(THROTTLE_RATE)]);
+  ctx.say(runLine(`cold at ${mbF(THROTTLE_RATE)}/s`, throttled.r, throttled.cpu, `; double indexed ${throttled.posts} manifests`));
+  if (ctx.idleMs > 0) await waitForIdle(ctx.idleMs);
+  const observed = await withDockerProxy(ctx, async (proxy, proxyEnv) => {
+    await coldScan(ctx, img, ['--layers', 'discard'], proxyEnv);
+    return proxy.saves();
+  });
+  ctx.say(`    via proxy: cold scan: ${observed.length} export request(s); ${exportF(observed)}`);
+  return imageSummary(img, saves, scans, throttled, observed, floors);
 }
 
 /** A fresh double with `doubleArgs`, one cold scan against it: exit 3 and every layer indexed, else it throws. */
@@ -78,11 +99,13 @@ async function coldScan(ctx, img, doubleArgs, runEnv = ctx.env) {
   }
 }
 
-function imageSummary(img, saves, scans, throttled, observed) {
+function imageSummary(img, saves, scans, throttled, observed, floors) {
   const cpuS = median(scans.map((s) => s.r.cpuS));
+  const floorCpuS = floors.length ? median(floors.map((f) => f.r.cpuS)) : undefined;
   return {
     img,
     ...pairedWalls(saves, scans.map((s) => s.r)),
+    floor: floors.length ? { ...pairedWalls(saves, floors.map((f) => f.r)), cpuS: floorCpuS, cpuPerGb: floorCpuS / (img.size / 1e9) } : undefined,
     cpuS,
     cpuPerGb: cpuS / (img.size / 1e9),
     dockerdS: median(scans.map((s) => s.cpu.dockerd ?? Number.NaN)),
@@ -108,6 +131,18 @@ function summary(ctx, [small, big]) {
   row('plugin CPU, cold scan (median)', `${cpuF(small.cpuS)} s`, `${cpuF(big.cpuS)} s`, `(dockerd ${cpuF(small.dockerdS)} / ${cpuF(big.dockerdS)} s)`);
   row('  per GB of image', `${small.cpuPerGb.toFixed(2)} ${verdictF(small.cpuPerGb <= g.cpuPerGb)}`, `${big.cpuPerGb.toFixed(2)} ${verdictF(big.cpuPerGb <= g.cpuPerGb)}`,
     `<= ${g.cpuPerGb} cpu-s/GB`);
+  if (small.floor && big.floor) {
+    // For reference, not goals: the same measures of the floor relay, in the same rounds.
+    row('floor relay, median', `${secsF(small.floor.coldMs)} (${rangeF(small.floor.coldRange)})`, `${secsF(big.floor.coldMs)} (${rangeF(big.floor.coldRange)})`,
+      '(Go, the export copied to a discarding reader)');
+    row('  floor relay ÷ save', small.floor.ratio.toFixed(2), big.floor.ratio.toFixed(2), '(reference: what any relay reaches here)');
+    row('  floor relay CPU (median), per GB', `${cpuF(small.floor.cpuS)} s, ${small.floor.cpuPerGb.toFixed(2)}`,
+      `${cpuF(big.floor.cpuS)} s, ${big.floor.cpuPerGb.toFixed(2)}`, '(reference)');
+  }
+  // What each further GB costs, start-up and per-scan round trips taken out: the CPU difference of the two images.
+  const perGb = (a, b) => (b - a) / ((big.img.size - small.img.size) / 1e9);
+  row(`CPU per further GB (${big.img.name} − ${small.img.name})`, `plugin ${perGb(small.cpuS, big.cpuS).toFixed(2)}`,
+    small.floor && big.floor ? `floor ${perGb(small.floor.cpuS, big.floor.cpuS).toFixed(2)}` : '', '(reference)');
   row('peak RSS, discarding (max)', `${mbF(small.coldRss)} ${verdictF(small.coldRss <= g.rssBytes)}`, `${mbF(big.coldRss)} ${verdictF(big.coldRss <= g.rssBytes)}`,
     `<= ${mbF(g.rssBytes)}`);
   row('  sampled RssAnon / RssFile (max)', `${mbF(small.coldAnon)} / ${mbF(small.coldFile)}`, `${mbF(big.coldAnon)} / ${mbF(big.coldFile)}`, '(every 100 ms)');

@@ -1,0 +1,3 @@
+module docker-clair.bench/relay-floor
+
+go 1.22
