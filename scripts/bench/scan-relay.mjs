@@ -1,8 +1,9 @@
 // scan-relay: the plugin's own cost as a relay between `docker save` and Clair v4, with Clair's work taken out.
 // The Clair double in `--layers discard` mode fetches every layer to its end and throws it away (no hash, no
 // unpacking), so what a cold scan costs beyond the export is the plugin's. Per image: rounds of a `docker save >
-// /dev/null` and a cold scan against a fresh discarding double, interleaved; then one cold scan against a double
-// reading layers at 20 MB/s (`--layer-rate`), for memory when Clair is slower than the export.
+// /dev/null`, a cold scan against a fresh discarding double and (when Go can build it) the floor relay of
+// relay-floor.mjs, interleaved; then one cold scan against a double reading layers at 20 MB/s (`--layer-rate`), for
+// memory when Clair is slower than the export.
 //
 // The discarding double indexes no packages, so the scan ends with exit 3 and a JSON report saying so ("Clair
 // indexed no packages in the image, so finding no vulnerabilities says nothing"): that is what is checked, with
