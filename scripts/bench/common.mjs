@@ -19,6 +19,53 @@ export function benchEnv() {
   return env;
 }
 
+/**
+ * Spawns a server and resolves once a line it writes to `from` matches `listening` (whose first group is its address),
+ * so its start is not timed. One that fails to spawn, exits first or stays silent for 60 s is killed and the error
+ * thrown, with what it wrote. Every line it writes to `from` stays in `log`; `stop` ends it (SIGKILL after 10 s).
+ */
+export async function spawnListening(label, command, args, { env, stdio, from, listening }) {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio });
+  const log = [];
+  let partial = '';
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const address = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label}: not listening after 60 s\n${log.join('\n')}`)), 60_000);
+    child[from].on('data', (chunk) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        log.push(line);
+        const m = listening.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      }
+    });
+    child.once('error', (e) => reject(new Error(`${label}: ${e.message}`)));
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited (${how}) before listening\n${log.join('\n')}`));
+    });
+  }).catch(async (error) => {
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  });
+  return {
+    address,
+    pid: child.pid,
+    log,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** Runs a command once and returns its wall time in ms; throws if it fails. */
 function timeOnce({ label, cmd, args, env, check }) {
   const t0 = process.hrtime.bigint();

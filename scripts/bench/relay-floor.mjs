@@ -3,11 +3,11 @@
 // plain save and the plugin, so each figure of the plugin stands beside what any relay reaches on the same machine,
 // daemon and image, in the same minutes. Built with the Go toolchain (the one scripts/real-clair.sh needs); without
 // one the floor is skipped and said so.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../bundle.mjs';
-import { runMeasured } from './common.mjs';
+import { runMeasured, spawnListening } from './common.mjs';
 import { cpuDelta, cpuSnapshot } from './proc.mjs';
 
 const SOURCE = path.join(ROOT, 'scripts', 'bench', 'relay-floor');
@@ -25,29 +25,10 @@ export function buildFloor() {
   return { binary: BINARY };
 }
 
-/** Starts the discarding reader on a free loopback port. */
-export async function startSink(binary) {
-  const child = spawn(binary, ['sink', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const addr = await new Promise((resolve, reject) => {
-    let out = '';
-    child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`relay-floor sink exited ${code ?? signal} before listening`)));
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const line = /^(\S+:\d+)\n/.exec(out);
-      if (line) resolve(line[1]);
-    });
-  });
-  child.removeAllListeners('exit');
-  return {
-    addr,
-    pid: child.pid,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill();
-    }),
-  };
+/** Starts the discarding reader on a free loopback port: `{ address, pid, stop }`. */
+export function startSink(binary) {
+  return spawnListening('relay-floor sink', binary, ['sink', '127.0.0.1:0'],
+    { env: process.env, stdio: ['ignore', 'pipe', 'inherit'], from: 'stdout', listening: /^(\S+:\d+)$/ });
 }
 
 /**
@@ -57,7 +38,7 @@ export async function startSink(binary) {
 export async function floorRelay(ctx, img, floor, sink) {
   const before = cpuSnapshot(ctx.dockerdPid, sink.pid);
   const label = `relay-floor relay ${img.ref}`;
-  const r = await runMeasured(label, floor, ['relay', ctx.socket, img.ref, sink.addr], { env: ctx.env });
+  const r = await runMeasured(label, floor, ['relay', ctx.socket, img.ref, sink.address], { env: ctx.env });
   const cpu = cpuDelta(before, cpuSnapshot(ctx.dockerdPid, sink.pid));
   const bytes = Number(/^relayed (\d+) bytes$/m.exec(r.stdout)?.[1] ?? Number.NaN);
   // An export holds every layer (uncompressed on the classic store): fewer bytes than the image means it was cut.

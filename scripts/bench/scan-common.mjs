@@ -1,14 +1,14 @@
 // What the scan benchmarks (scan, scan-real, scan-v1) share: the bench images and goals, the setup (images,
 // binary, dockerd, the plugin's memory floor, a timed `docker save`, the idle wait), the Clair double, checking a
 // scan's report, the rounds of interleaved steps, the counting proxy, and the lines of the summary.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDockerProxy } from '../bench-docker-proxy.mjs';
 import { ROOT } from '../bundle.mjs';
-import { TIME_BIN, benchEnv, daemonSocket, mbF, median, rel, runLine, runMeasured, secsF, verdictF } from './common.mjs';
+import { TIME_BIN, benchEnv, daemonSocket, mbF, median, rel, runLine, runMeasured, secsF, spawnListening, verdictF } from './common.mjs';
 import { cpuDelta, cpuSnapshot, findDockerd, waitForIdle } from './proc.mjs';
 
 const SCAN_IMAGES = [
@@ -37,52 +37,19 @@ export function scanUnavailable() {
  * from /proc) on a free loopback port; resolves once it says it is listening, so its startup is not timed.
  */
 export async function startDouble(env, extraArgs = []) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/double/main.ts', '--listen', '127.0.0.1:0', ...extraArgs], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const log = [];
-  let partial = '';
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Clair double: not listening after 60 s\n${log.join('\n')}`)), 60_000);
-    child.stderr.on('data', (chunk) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop();
-      for (const line of lines) {
-        log.push(line);
-        const m = /listening on (http:\/\/\S+)/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      }
-    });
-    child.once('error', (e) => reject(new Error(`Clair double: ${e.message}`)));
-    void exited.then((how) => {
-      clearTimeout(timer);
-      reject(new Error(`Clair double exited (${how}) before listening\n${log.join('\n')}`));
-    });
-  }).catch(async (error) => {
-    child.kill('SIGKILL');
-    await exited;
-    throw error;
-  });
+  const args = ['--import', 'tsx', 'test/double/main.ts', '--listen', '127.0.0.1:0', ...extraArgs];
+  const server = await spawnListening('Clair double', process.execPath, args,
+    { env, stdio: ['ignore', 'ignore', 'pipe'], from: 'stderr', listening: /listening on (http:\/\/\S+)/ });
+  const { log } = server;
   return {
-    url,
-    pid: child.pid,
+    url: server.address,
+    pid: server.pid,
     log,
     /** Index POSTs the double answered with 201 (one per one-layer manifest plus the image's). */
     indexPosts: () => log.filter((l) => /POST \/indexer\/api\/v1\/index_report 201/.test(l)).length,
     /** v1 layer POSTs the double answered with 201 (one per layer Clair v1 indexed). */
     v1LayerPosts: () => log.filter((l) => /POST \/v1\/layers 201/.test(l)).length,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: server.stop,
   };
 }
 
